@@ -1,0 +1,161 @@
+"""The fine-tunable model: a backbone with LoRA adapters, a pooling choice and a classification head.
+
+Also the batching shared by training, embedding and scoring: sequences are tokenised once,
+and batches are padded only to their own longest member.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from plmcore.models import Backbone, ResidueEncoder
+
+
+@dataclass
+class Batch:
+    """Padded token ids and the masks pooling needs."""
+
+    input_ids: torch.Tensor  # (B, T)
+    attention_mask: torch.Tensor  # (B, T) 1 for real tokens
+    residue_mask: torch.Tensor  # (B, T) 1 for residue tokens (no special tokens)
+    center: torch.Tensor  # (B,) token index of each sequence's centre residue
+
+    def to(self, device) -> Batch:
+        return Batch(*(t.to(device, non_blocking=True) for t in
+                       (self.input_ids, self.attention_mask, self.residue_mask, self.center)))
+
+
+def make_batch(tokens: list[np.ndarray], encoder: ResidueEncoder) -> Batch:
+    """Pad a list of token-id arrays to the longest and build the masks."""
+    lengths = np.array([len(t) for t in tokens])
+    width = int(lengths.max())
+    ids = np.full((len(tokens), width), encoder.pad_id, dtype=np.int64)
+    attn = np.zeros((len(tokens), width), dtype=np.int64)
+    for i, t in enumerate(tokens):
+        ids[i, : len(t)] = t
+        attn[i, : len(t)] = 1
+    n_res = lengths - encoder.n_special
+    pos = np.arange(width)[None, :]
+    res = (pos >= encoder.offset) & (pos < encoder.offset + n_res[:, None])
+    center = encoder.offset + n_res // 2
+    return Batch(
+        torch.from_numpy(ids), torch.from_numpy(attn),
+        torch.from_numpy(res.astype(np.int64)), torch.from_numpy(center.astype(np.int64)),
+    )
+
+
+def length_batches(lengths, max_tokens: int, max_items: int | None = None) -> list[np.ndarray]:
+    """Group indices by length (longest first) so each batch holds at most `max_tokens` padded tokens."""
+    lengths = np.asarray(lengths)
+    order = np.argsort(-lengths, kind="stable")
+    batches, current, width = [], [], 0
+    for i in order:
+        w = max(width, int(lengths[i]))
+        if current and (w * (len(current) + 1) > max_tokens or (max_items and len(current) >= max_items)):
+            batches.append(np.array(current))
+            current, w = [], int(lengths[i])
+        current.append(i)
+        width = w
+    if current:
+        batches.append(np.array(current))
+    return batches
+
+
+def pool(hidden: torch.Tensor, batch: Batch, how: str) -> torch.Tensor:
+    """Reduce per-token states (B, T, H) to one vector per sequence (B, H)."""
+    if how == "mean":
+        m = batch.residue_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1)
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "center":
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), batch.center]
+    raise ValueError(f"pooling={how!r}; use mean, cls or center")
+
+
+class ClassificationHead(nn.Module):
+    """dropout -> dense -> tanh -> dropout -> out, as in the ProtTrans fine-tuning recipe."""
+
+    def __init__(self, hidden: int, n_classes: int, dropout: float):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.dense = nn.Linear(hidden, hidden)
+        self.out_proj = nn.Linear(hidden, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.tanh(self.dense(self.dropout(x)))
+        return self.out_proj(self.dropout(x))
+
+
+class SequenceClassifier(nn.Module):
+    """Backbone (optionally LoRA-wrapped) + pooling + head."""
+
+    def __init__(self, backbone: nn.Module, hidden: int, n_classes: int, pooling: str, dropout: float):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.head = ClassificationHead(hidden, n_classes, dropout)
+
+    def embed(self, batch: Batch) -> torch.Tensor:
+        out = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        return pool(out.last_hidden_state, batch, self.pooling)
+
+    def forward(self, batch: Batch) -> torch.Tensor:
+        return self.head(self.embed(batch))
+
+
+def add_lora(backbone: Backbone, r: int, alpha: float, dropout: float, targets: tuple[str, ...] | None):
+    """Wrap the backbone's encoder with peft LoRA adapters; only they (and the head) will train."""
+    from peft import LoraConfig, get_peft_model
+
+    from plmcore.errors import ConfigError
+
+    targets = tuple(targets or backbone.family.lora_targets)
+    names = {name.rsplit(".", 1)[-1] for name, _ in backbone.model.named_modules()}
+    missing = [t for t in targets if t not in names]
+    if missing:
+        linear = sorted({n.rsplit(".", 1)[-1] for n, m in backbone.model.named_modules()
+                         if isinstance(m, nn.Linear)})
+        raise ConfigError(
+            f"lora_targets {missing} match no module of {backbone.source!r}; its linear layers are "
+            f"named {', '.join(linear)}"
+        )
+    cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none")
+    return get_peft_model(backbone.model, cfg)
+
+
+def build_classifier(backbone: Backbone, n_classes: int, config) -> SequenceClassifier:
+    """A LoRA-wrapped classifier as the run's config describes."""
+    wrapped = add_lora(backbone, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
+    return SequenceClassifier(wrapped, backbone.hidden_size, n_classes, config.pooling, config.head_dropout)
+
+
+def save_weights(model: SequenceClassifier, folder: Path, meta: dict) -> None:
+    """Adapter in PEFT format (adapter/) and head in safetensors (head.safetensors), self-describing."""
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    model.backbone.save_pretrained(folder / "adapter")
+    state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
+    save_file(state, folder / "head.safetensors", metadata={"plmcore": json.dumps(meta)})
+
+
+def load_weights(model: SequenceClassifier, folder: Path) -> None:
+    """Load adapter and head weights saved by `save_weights` into an identically built model."""
+    from peft import set_peft_model_state_dict
+    from peft.utils import load_peft_weights
+    from safetensors.torch import load_file
+
+    device = next(model.parameters()).device
+    adapter = load_peft_weights(str(folder / "adapter"), device=str(device))
+    result = set_peft_model_state_dict(model.backbone, adapter)
+    unexpected = getattr(result, "unexpected_keys", [])
+    if unexpected:
+        raise RuntimeError(f"adapter in {folder} does not fit this model: unexpected {unexpected[:3]}")
+    model.head.load_state_dict(load_file(folder / "head.safetensors", device=str(device)))

@@ -1,0 +1,408 @@
+"""Command line: python -m plmcore {train,evaluate,embed,predict,runs,models} --help."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from plmcore.errors import PlmcoreError
+
+EPILOG = "Docs and examples: README.md. Set PLMCORE_DEBUG=1 to see tracebacks."
+
+
+def _bar(desc: str):
+    """A tqdm progress callback (done, total) for long work."""
+    from tqdm.auto import tqdm
+
+    state = {"bar": None}
+
+    def update(done: int, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, desc=desc, unit="seq", dynamic_ncols=True, leave=False)
+        state["bar"].n = done
+        state["bar"].refresh()
+        if done >= total:
+            state["bar"].close()
+
+    return update
+
+
+# --------------------------------------------------------------------------- train
+
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="LoRA fine-tune a model on labelled sequences", epilog=EPILOG,
+                       description="Fine-tune a protein language model with LoRA. Writes a run directory "
+                                   "(config, split, metrics, checkpoints, test report).")
+    d = p.add_argument_group("data")
+    d.add_argument("--train", nargs="+", metavar="FILE", default=[], help="FASTA/CSV/TSV with labels")
+    d.add_argument("--test", metavar="FILE", help="a separate labelled test file (else a test split is held out)")
+    d.add_argument("--class-file", action="append", default=[], metavar="CLASS=FILE",
+                   help="one file per class, e.g. --class-file pos=pos.fasta --class-file neg=neg.fasta")
+    d.add_argument("--label-source", choices=["header", "column"], default=None,
+                   help="labels from FASTA header tags (LABEL=1) or a table column (default: by file type)")
+    d.add_argument("--label-column", help="table column holding the labels (default: label)")
+    d.add_argument("--id-column")
+    d.add_argument("--sequence-column")
+    d.add_argument("--group-column", help="column whose values must not straddle splits")
+    d.add_argument("--val-fraction", type=float, default=0.1)
+    d.add_argument("--test-fraction", type=float, default=0.1)
+    d.add_argument("--split-seed", type=int, default=42)
+    d.add_argument("--split-method", choices=["random", "protein", "identity"], default="random")
+    d.add_argument("--no-stratify", action="store_true")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=None, help="preset/hub id, local folder, or random:<preset>")
+    m.add_argument("--trust-remote-code", action="store_true")
+    m.add_argument("--pooling", choices=["mean", "cls", "center"])
+    m.add_argument("--lora-r", type=int)
+    m.add_argument("--lora-alpha", type=float)
+    m.add_argument("--lora-dropout", type=float)
+    m.add_argument("--lora-targets", help="comma-separated module names (default: per family)")
+    m.add_argument("--head-dropout", type=float)
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--max-steps", type=int, help="optimiser steps (overrides --epochs)")
+    t.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
+    t.add_argument("--weight-decay", type=float)
+    t.add_argument("--warmup-ratio", type=float)
+    t.add_argument("--schedule", choices=["linear", "cosine", "constant"])
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--grad-accum", type=int)
+    t.add_argument("--class-weights", choices=["none", "balanced"])
+    t.add_argument("--early-stopping-metric", choices=["mcc", "roc_auc", "pr_auc", "accuracy", "f1", "val_loss"])
+    t.add_argument("--patience", type=int, help="evaluations without improvement before stopping (0: never)")
+    t.add_argument("--seed", type=int)
+    t.add_argument("--max-length", type=int, help="truncate/refuse sequences longer than this (residues)")
+    t.add_argument("--too-long", choices=["truncate", "error"])
+    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
+    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
+    t.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
+    t.add_argument("--logging-steps", type=int)
+    r = p.add_argument_group("run")
+    r.add_argument("--config", metavar="JSON", help="start from this config.json (flags override it)")
+    r.add_argument("--run-dir", help="run directory (default: a new folder under --runs-root)")
+    r.add_argument("--runs-root", help="where new runs go (default: $PLMCORE_WORKSPACE/runs)")
+    r.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
+    p.set_defaults(func=cmd_train)
+
+
+_TRAIN_FIELDS = ("model", "trust_remote_code", "pooling", "lora_r", "lora_alpha", "lora_dropout",
+                 "head_dropout", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
+                 "schedule", "batch_size", "grad_accum", "class_weights", "early_stopping_metric",
+                 "seed", "max_length", "too_long", "device", "precision", "threads", "logging_steps")
+
+
+def config_from_args(args):
+    """Build a TrainConfig from --config plus the flags that were given."""
+    from plmcore.config import TrainConfig
+
+    base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
+    for name in _TRAIN_FIELDS:
+        value = getattr(args, name, None)
+        if value not in (None, False):
+            base[name] = value
+    if args.patience is not None:
+        base["patience"] = args.patience or None
+    if args.lora_targets:
+        base["lora_targets"] = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    data = dict(base["data"])
+    if args.train or args.class_file:
+        data.update(train=[str(Path(f).resolve()) for f in args.train], class_files=[])
+    if args.class_file:
+        pairs = []
+        for item in args.class_file:
+            if "=" not in item:
+                raise PlmcoreError(f"--class-file {item!r}: write CLASS=FILE, e.g. pos=positives.fasta")
+            cls, path = item.split("=", 1)
+            pairs.append([cls, str(Path(path).resolve())])
+        data.update(class_files=pairs, label_source="files")
+    if args.test:
+        data["test"] = str(Path(args.test).resolve())
+    if args.label_source:
+        data["label_source"] = args.label_source
+    elif args.train and data["label_source"] != "files":
+        data["label_source"] = "header" if _is_fasta(args.train[0]) else "column"
+    for name in ("label_column", "id_column", "sequence_column", "group_column"):
+        if getattr(args, name):
+            data[name] = getattr(args, name)
+    data.update(val_fraction=args.val_fraction, test_fraction=args.test_fraction, split_seed=args.split_seed,
+                stratify=not args.no_stratify, split_method=args.split_method)
+    base["data"] = data
+    return TrainConfig.from_dict(base)
+
+
+def _is_fasta(path: str) -> bool:
+    name = path.lower().removesuffix(".gz")
+    return name.endswith((".fasta", ".fa", ".faa", ".fas", ".fna"))
+
+
+def cmd_train(args) -> int:
+    from plmcore.metrics import format_report
+    from plmcore.runs import RunDir
+    from plmcore.train import create_run, train_run
+
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    has_data = bool(args.train or args.class_file or args.config)
+    if run_dir and RunDir(run_dir).exists() and not has_data:
+        run = RunDir(run_dir)  # an existing run: the app's worker, or --resume
+    else:
+        if args.resume:
+            raise PlmcoreError(f"--resume needs an existing run directory; {run_dir} holds no run")
+        config = config_from_args(args)
+        run = create_run(config, run_dir=run_dir, root=args.runs_root)
+        for w in run.read_status().get("warnings") or []:
+            print(f"warning: {w}", file=sys.stderr)
+    print(f"run directory: {run.path}", file=sys.stderr)
+    status = train_run(run.path, resume=args.resume, progress=sys.stderr.isatty() or bool(os.environ.get("PLMCORE_PROGRESS")))
+    if status.get("state") == "cancelled":
+        print(f"cancelled; checkpoint kept. Resume: python -m plmcore train --run-dir {run.path} --resume")
+        return 130
+    report = run.report()
+    if report:
+        print(format_report(report, f"Test set ({run.name}, best checkpoint)"))
+    print(f"run directory: {run.path}")
+    return 0
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="metrics table with 95%% bootstrap intervals for a run", epilog=EPILOG)
+    p.add_argument("run", help="run directory")
+    p.add_argument("--data", metavar="FILE", help="score this labelled file instead of the run's test split")
+    p.add_argument("--split", default="test", choices=["test", "val"], help="which saved split to report")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
+    p.add_argument("--n-boot", type=int, default=2000)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+
+def cmd_evaluate(args) -> int:
+    import numpy as np
+    import pandas as pd
+
+    from plmcore import data as D
+    from plmcore.errors import RunError
+    from plmcore.metrics import evaluation_report, format_report
+    from plmcore.predict import load_run, run_threshold
+    from plmcore.runs import RunDir
+
+    run = RunDir(args.run).require()
+    labels = run.labels()
+    classes = labels["classes"]
+    threshold = args.threshold if args.threshold is not None else run_threshold(run)
+    if args.data:
+        table = D.read_table(args.data, label_source="header" if _is_fasta(args.data) else "column")
+        rep = D.validate(table, min_classes=1)
+        rep.raise_for_errors()
+        unknown = sorted(set(rep.table["label"]) - set(classes))
+        if unknown:
+            raise PlmcoreError(f"{args.data}: labels {unknown} were not in the run's classes {classes}")
+        loaded = load_run(run)
+        probs = loaded.predict_proba(rep.table["sequence"].tolist(), _bar("scoring"))
+        y = np.array([classes.index(v) for v in rep.table["label"]])
+        title = f"{args.data} scored by {run.name}"
+    else:
+        path = run.predictions_path(args.split)
+        if not path.exists():
+            raise RunError(f"{path} is missing: the run has not finished (state {run.status().get('state')}) "
+                           f"or has no {args.split} split; use --data FILE to score a file")
+        df = pd.read_csv(path, dtype={"label": str}, keep_default_na=False)
+        probs = df[[f"prob_{c}" for c in classes]].to_numpy()
+        y = np.array([classes.index(v) for v in df["label"]])
+        title = f"{args.split} split of {run.name}"
+    report = evaluation_report(y, probs, classes, positive=labels.get("positive"), threshold=threshold,
+                               n_boot=args.n_boot)
+    if args.json:
+        from plmcore.runs import _jsonable
+
+        print(json.dumps(_jsonable(report), indent=2))
+    else:
+        print(format_report(report, title))
+    return 0
+
+
+# --------------------------------------------------------------------------- embed
+
+
+def _add_embed(sub) -> None:
+    p = sub.add_parser("embed", help="per-sequence embeddings to HDF5 or .npy", epilog=EPILOG)
+    p.add_argument("--model", help="base model: preset/hub id, folder or random:<preset>")
+    p.add_argument("--run", help="a fine-tuned run directory (instead of --model)")
+    p.add_argument("--input", required=True, help="FASTA/CSV/TSV of sequences (labels not needed)")
+    p.add_argument("--output", required=True, help=".h5/.hdf5 (one dataset per id) or .npy (+ .ids.txt)")
+    p.add_argument("--pooling", choices=["mean", "cls", "center"], default=None)
+    p.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per batch")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_embed)
+
+
+def cmd_embed(args) -> int:
+    from plmcore import data as D
+    from plmcore.embed import Embedder, save_embeddings
+    from plmcore.models import load_backbone, set_cpu_threads
+    from plmcore.predict import load_run
+
+    if bool(args.model) == bool(args.run):
+        raise PlmcoreError("give exactly one of --model (a base model) or --run (a fine-tuned run)")
+    table = D.read_table(args.input, label_source="none")
+    rep = D.validate(table, require_labels=False, min_classes=0)
+    rep.raise_for_errors()
+    set_cpu_threads()
+    if args.run:
+        embedder = Embedder.from_run(load_run(args.run, device=args.device), args.pooling)
+    else:
+        embedder = Embedder.from_backbone(load_backbone(args.model), args.pooling or "mean", args.device)
+    X = embedder.embed(rep.table["sequence"].tolist(), max_tokens=args.max_tokens, progress=_bar("embedding"))
+    out = save_embeddings(args.output, rep.table["id"].tolist(), X)
+    print(f"wrote {X.shape[0]} embeddings of size {X.shape[1]} to {out}")
+    return 0
+
+
+# --------------------------------------------------------------------------- predict
+
+
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="score windows or scan whole proteins with a trained run", epilog=EPILOG,
+                       description="Sequences as long as the training windows are scored directly; longer "
+                                   "proteins are scanned at every candidate residue.")
+    p.add_argument("run", help="run directory")
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--input", help="FASTA/CSV/TSV of sequences or whole proteins")
+    src.add_argument("--sequence", action="append", help="a sequence (repeatable)")
+    p.add_argument("--scan", action="store_true", help="scan every sequence, even window-length ones")
+    p.add_argument("--residues", help="candidate residues to scan (default: those at the training windows' centre)")
+    p.add_argument("--window", type=int, help="window length for scanning (default: the training length)")
+    p.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
+    p.add_argument("--output", help="write the table as CSV here")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_predict)
+
+
+def cmd_predict(args) -> int:
+    import pandas as pd
+
+    from plmcore import data as D
+    from plmcore.predict import clean_input, load_run, scan_proteins, score_windows, split_by_length
+
+    if args.input:
+        table = D.read_table(args.input, label_source="none")
+    else:
+        table = D.parse_fasta_text("\n".join(args.sequence))
+    table, warnings = clean_input(table)
+    for w in warnings:
+        print(f"warning: {w.message}", file=sys.stderr)
+    loaded = load_run(args.run, device=args.device)
+    direct, scan = (table.iloc[:0], table) if args.scan else split_by_length(loaded, table)
+    frames = []
+    if len(direct):
+        df = score_windows(loaded, direct["id"].tolist(), direct["sequence"].tolist(), _bar("scoring"),
+                           args.threshold)
+        frames.append(("windows", df))
+    if len(scan):
+        df = scan_proteins(loaded, list(zip(scan["id"], scan["sequence"])), residues=args.residues,
+                           window=args.window, progress=_bar("scanning"), threshold=args.threshold)
+        frames.append(("sites", df))
+    with pd.option_context("display.max_rows", 200, "display.width", 160, "display.max_colwidth", 40):
+        for kind, df in frames:
+            print(f"# {kind} ({len(df)} rows)")
+            print(df.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    if args.output:
+        out = pd.concat([df.assign(kind=kind) for kind, df in frames], ignore_index=True)
+        out.to_csv(args.output, index=False)
+        print(f"wrote {len(out)} rows to {args.output}")
+    return 0
+
+
+# --------------------------------------------------------------------------- runs / models
+
+
+def _add_runs(sub) -> None:
+    p = sub.add_parser("runs", help="list runs, show a run's status, cancel a run", epilog=EPILOG)
+    rs = p.add_subparsers(dest="action", required=True)
+    a = rs.add_parser("list", help="all runs under the runs root")
+    a.add_argument("--root")
+    a = rs.add_parser("status", help="status and progress of one run")
+    a.add_argument("run")
+    a = rs.add_parser("cancel", help="stop a running run (it keeps its last checkpoint)")
+    a.add_argument("run")
+    p.set_defaults(func=cmd_runs)
+
+
+def cmd_runs(args) -> int:
+    import pandas as pd
+
+    from plmcore.runs import RunDir, cancel, list_runs
+
+    if args.action == "list":
+        rows = [r.summary() for r in list_runs(args.root)]
+        if not rows:
+            print("no runs yet")
+            return 0
+        df = pd.DataFrame(rows).drop(columns=["path"])
+        print(df.to_string(index=False))
+    elif args.action == "status":
+        run = RunDir(args.run).require()
+        print(json.dumps(run.status(), indent=2, default=str))
+        tail = run.log_tail(5)
+        if tail:
+            print("--- last log lines\n" + tail)
+    else:
+        run = RunDir(args.run).require()
+        print("stop requested" if cancel(run) else f"run is not active ({run.status().get('state')})")
+    return 0
+
+
+def _add_models(sub) -> None:
+    p = sub.add_parser("models", help="list model presets", epilog=EPILOG)
+    p.set_defaults(func=cmd_models)
+
+
+def cmd_models(args) -> int:
+    from plmcore.models import PRESETS, cache_status
+
+    print(f"{'id':<34}{'name':<32}{'family':<8}{'parameters':>12}  availability")
+    for p in PRESETS.values():
+        print(f"{p.id:<34}{p.display:<32}{p.family:<8}{p.parameters:>12,}  {cache_status(p.id)}")
+    print("\nAny other hub id or a local folder also works; random:<id> builds the architecture with "
+          "random weights (for trying the tool and measuring speed, not for results).")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m plmcore", description=__doc__, epilog=EPILOG)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_train, _add_evaluate, _add_embed, _add_predict, _add_runs, _add_models):
+        add(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    debug = bool(os.environ.get("PLMCORE_DEBUG"))
+    try:
+        return args.func(args)
+    except PlmcoreError as exc:
+        if debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        if debug:
+            raise
+        print(f"error: {exc.strerror or exc}: {exc.filename}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the CLI never shows a traceback unless asked
+        if debug:
+            raise
+        print(f"error: unexpected {type(exc).__name__}: {exc} (run with PLMCORE_DEBUG=1 for details)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,1360 @@
+"""Reading labelled protein sequences (FASTA, CSV, TSV), validating them, splitting them.
+
+Every problem a biologist can fix is reported with the record id, the file and line, and
+what to do about it. Tables travel between functions as pandas DataFrames with the columns
+``id``, ``sequence``, ``label`` (str or None) and ``source`` ("file:line"), plus any other
+columns of an uploaded table and, after :func:`split_table`, ``split``.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import math
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from plmcore.errors import (
+    ConfigError,
+    ConflictingLabelError,
+    DataError,
+    DuplicateIdError,
+    EmptyInputError,
+    InvalidSequenceError,
+    LabelError,
+    RegressionTargetError,
+    RunError,
+    SequenceTooLongError,
+    SingleClassError,
+)
+
+__all__ = [
+    "AMINO_ACIDS",
+    "ERROR_CLASSES",
+    "PAD_CHAR",
+    "RARE_RESIDUES",
+    "VALID_RESIDUES",
+    "Issue",
+    "ValidationReport",
+    "accession_of",
+    "classes_of",
+    "load_split",
+    "parse_fasta_text",
+    "parse_header_label",
+    "positive_class",
+    "read_labelled_files",
+    "read_table",
+    "save_split",
+    "site_window",
+    "split_table",
+    "validate",
+    "window_info",
+]
+
+AMINO_ACIDS = "ACDEFGHIKLMNPQRSTVWY"
+RARE_RESIDUES = "UZOB"
+VALID_RESIDUES = AMINO_ACIDS + "X" + RARE_RESIDUES
+PAD_CHAR = "X"
+
+PathLike = str | os.PathLike[str]
+
+FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas", ".fna", ".fsa")
+CSV_SUFFIXES = (".csv",)
+TSV_SUFFIXES = (".tsv", ".tab")
+LABEL_SOURCES = ("header", "column", "none", "fixed")
+BASE_COLUMNS = ("id", "sequence", "label", "source")
+SPLIT_COLUMNS = ("id", "sequence", "label", "split")
+SPLIT_NAMES = ("train", "val", "test")
+
+# Candidate column names, in order of preference, matched case-insensitively.
+ID_COLUMNS = ("id", "name", "accession", "identifier", "entry")
+SEQUENCE_COLUMNS = ("sequence", "seq", "protein", "peptide", "window", "sequences")
+LABEL_COLUMNS = ("label", "labels", "class")
+
+# Spreadsheet spellings of "no value"; "none" is left alone because it is a plausible class.
+MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "null"})
+
+# First '|'-field of database-style FASTA headers; their last field is a name, never a label.
+DATABASE_PREFIXES = frozenset(
+    {"sp", "tr", "ref", "gi", "gb", "emb", "dbj", "pir", "prf", "pdb", "lcl", "gnl", "up"}
+)
+
+# The official UniProt accession format (https://www.uniprot.org/help/accession_numbers).
+UNIPROT_ACCESSION = re.compile(
+    r"(?:[OPQ][0-9][A-Z0-9]{3}[0-9]|[A-NR-Z][0-9](?:[A-Z][A-Z0-9]{2}[0-9]){1,2})"
+)
+_ACCESSION_WITH_ISOFORM = re.compile(rf"({UNIPROT_ACCESSION.pattern})(?:-\d+)?")
+
+_LABEL_TAG = re.compile(r"(?i)(?:^|(?<=[\s|;]))(?:label|class)\s*=\s*([^\s|;]*)")
+
+# Regression heuristics: this many distinct numbers, most of them unique, is not a class list.
+_REGRESSION_MIN_DISTINCT = 10
+_REGRESSION_DISTINCT_SHARE = 0.5
+
+_MAX_LISTED_ERRORS = 20  # per code; the rest are counted in one closing issue
+_MAX_NAMED = 5  # records named inside one aggregated message
+
+ERROR_CLASSES: dict[str, type[DataError]] = {
+    "empty": EmptyInputError,
+    "empty_sequence": InvalidSequenceError,
+    "invalid_characters": InvalidSequenceError,
+    "gaps": InvalidSequenceError,
+    "too_long": SequenceTooLongError,
+    "missing_label": LabelError,
+    "regression_target": RegressionTargetError,
+    "duplicate_id": DuplicateIdError,
+    "conflicting_labels": ConflictingLabelError,
+    "single_class": SingleClassError,
+}
+
+# Binary label pairs (positive, negative), compared case-insensitively.
+_POSITIVE_PAIRS = (
+    ("1", "0"),
+    ("pos", "neg"),
+    ("positive", "negative"),
+    ("true", "false"),
+    ("t", "f"),
+    ("yes", "no"),
+    ("y", "n"),
+    ("p", "n"),
+    ("+", "-"),
+    ("active", "inactive"),
+)
+
+
+# --------------------------------------------------------------------------- reports
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem found in the input: an error blocks training, a warning was fixed."""
+
+    level: str
+    code: str
+    message: str
+    record_id: str | None = None
+    location: str | None = None
+
+
+@dataclass
+class ValidationReport:
+    """The cleaned table with every error and warning found while checking it."""
+
+    table: pd.DataFrame
+    errors: list[Issue] = field(default_factory=list)
+    warnings: list[Issue] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when there are no errors (warnings are allowed)."""
+        return not self.errors
+
+    def raise_for_errors(self) -> None:
+        """Raise the exception class of the first error, mentioning the other errors."""
+        if not self.errors:
+            return
+        first, rest = self.errors[0], self.errors[1:]
+        message = first.message
+        if rest:
+            shown = " ".join(issue.message for issue in rest[:_MAX_NAMED])
+            more = len(rest) - _MAX_NAMED
+            tail = f" ... and {more} more." if more > 0 else ""
+            message += f" (and {len(rest)} more problems: {shown}{tail})"
+        exc = ERROR_CLASSES.get(first.code, DataError)(message)
+        exc.issues = list(self.errors)  # type: ignore[attr-defined]
+        raise exc
+
+    def summary(self) -> str:
+        """Multi-line human-readable account of the table, its errors and its warnings."""
+        table = self.table
+        lines = [_describe_table(table)]
+        lines.append(
+            f"{len(self.errors)} error{'s' if len(self.errors) != 1 else ''}, "
+            f"{len(self.warnings)} warning{'s' if len(self.warnings) != 1 else ''}."
+        )
+        if self.errors:
+            lines.append("Errors:")
+            lines.extend(f"  - {issue.message}" for issue in self.errors)
+        if self.warnings:
+            lines.append("Warnings:")
+            lines.extend(f"  - {issue.message}" for issue in self.warnings)
+        return "\n".join(lines)
+
+
+def _describe_table(table: pd.DataFrame) -> str:
+    n = len(table)
+    if n == 0:
+        return "No records."
+    parts = [f"{n} record{'s' if n != 1 else ''}"]
+    if "label" in table.columns:
+        labels = [lab for lab in table["label"] if not _is_missing_label(lab)]
+        if labels:
+            counts = pd.Series([str(lab) for lab in labels]).value_counts()
+            classes = classes_of(labels)
+            listed = ", ".join(f"{c} ({counts[c]})" for c in classes[:10])
+            extra = f", ... {len(classes) - 10} more" if len(classes) > 10 else ""
+            word = "class" if len(classes) == 1 else "classes"
+            parts.append(f"{len(classes)} {word}: {listed}{extra}")
+    if "sequence" in table.columns:
+        lengths = table["sequence"].fillna("").astype(str).str.len()
+        low, high = int(lengths.min()), int(lengths.max())
+        parts.append(f"length {low}" if low == high else f"lengths {low}-{high}")
+    return "; ".join(parts) + "."
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def parse_header_label(header: str) -> tuple[str, str | None]:
+    """Split a FASTA header (text after '>') into the record id and its label, if any."""
+    header = header.strip()
+    if header.startswith(">"):
+        header = header[1:].strip()
+    tag = _LABEL_TAG.search(header)
+    if tag is not None:
+        label = tag.group(1) or None
+        rest = header[: tag.start()] + " " + header[tag.end() :]
+        return _first_token(rest), label
+    token = header.split(maxsplit=1)[0] if header else ""
+    fields = header.split("|")
+    if len(fields) >= 2 and fields[0].strip().lower() not in DATABASE_PREFIXES:
+        last = fields[-1].strip()
+        if last and not any(ch.isspace() for ch in last):
+            return _first_token("|".join(fields[:-1])), last
+    return token.strip("|;"), None
+
+
+def _first_token(text: str) -> str:
+    parts = text.split()
+    return parts[0].strip("|;") if parts else ""
+
+
+def read_table(
+    path: PathLike,
+    *,
+    label_source: str = "header",
+    label_column: str | None = None,
+    id_column: str | None = None,
+    sequence_column: str | None = None,
+    label: str | None = None,
+    display_name: str | None = None,
+) -> pd.DataFrame:
+    """Read a FASTA, CSV or TSV file (optionally gzipped) into a raw, unvalidated table.
+
+    Args:
+        path: the file; its type comes from the extension, else from its content.
+        label_source: "header" (FASTA header tag; for tables the same as "column"),
+            "column" (table column ``label_column``, default a column named label/class),
+            "none" (no labels) or "fixed" (every record gets ``label``).
+        display_name: the file name used in messages and in the ``source`` column.
+
+    Returns:
+        Columns id, sequence, label (str or None), source ("name:line") and, for tables,
+        the other columns of the file unchanged.
+    """
+    _check_label_source(label_source, label)
+    path = Path(path)
+    name = display_name or str(path)
+    if not path.is_file():
+        raise DataError(f"File not found: {name}. Check the path, or upload the file again.")
+    text = _read_text(path, name)
+    kind = _file_kind(path, text)
+    if kind == "fasta":
+        if label_source == "column":
+            raise ConfigError(
+                f"label_source='column' does not apply to the FASTA file {name}: FASTA has no "
+                "columns. Use label_source='header' (a 'LABEL=<class>' tag in each header), "
+                "'fixed' (one file per class) or 'none'."
+            )
+        table = _parse_fasta(text, name, label_source=label_source, label=label)
+    else:
+        table = _parse_delimited(
+            text,
+            name,
+            delimiter=kind,
+            label_source=label_source,
+            label_column=label_column,
+            id_column=id_column,
+            sequence_column=sequence_column,
+            label=label,
+        )
+    if table.empty:
+        raise EmptyInputError(
+            f"{name} holds no records. Upload a FASTA file ('>id LABEL=<class>' header lines "
+            "followed by sequences) or a table with a sequence column."
+        )
+    return table
+
+
+def _check_label_source(label_source: str, label: str | None) -> None:
+    if label_source not in LABEL_SOURCES:
+        raise ConfigError(
+            f"label_source={label_source!r} is not allowed; use one of {', '.join(LABEL_SOURCES)}."
+        )
+    if label_source == "fixed" and (label is None or not str(label).strip()):
+        raise ConfigError(
+            "label_source='fixed' needs a class name in label=..., e.g. label='1'; got "
+            f"label={label!r}."
+        )
+    if label_source != "fixed" and label is not None:
+        raise ConfigError(
+            f"label={label!r} is only used with label_source='fixed'; got "
+            f"label_source={label_source!r}."
+        )
+
+
+def _read_text(path: Path, name: str) -> str:
+    data = path.read_bytes()
+    if data[:2] == b"\x1f\x8b":  # gzip magic, whatever the extension says
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as exc:
+            raise DataError(
+                f"{name} looks gzip-compressed but cannot be decompressed ({exc}). "
+                "Upload the file again or upload it uncompressed."
+            ) from exc
+    if b"\x00" in data[:4096]:
+        raise DataError(
+            f"{name} is a binary file, not text (an Excel workbook or a zip archive?). "
+            "Save it as FASTA, CSV or TSV text and upload that."
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        # Spreadsheets on Windows save cp1252; latin-1 decodes any byte, and stray
+        # non-ASCII characters in sequences are then reported by validate().
+        return data.decode("latin-1")
+
+
+def _file_kind(path: Path, text: str) -> str:
+    """Return "fasta" or the delimiter of a table."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    suffix = suffixes[-1] if suffixes else ""
+    first = _first_nonblank_line(text)
+    if suffix in FASTA_SUFFIXES:
+        return "fasta"
+    if suffix in TSV_SUFFIXES:
+        return "\t"
+    if suffix in CSV_SUFFIXES:
+        # Excel in many European locales writes ';'-separated "CSV".
+        return ";" if "," not in first and ";" in first else ","
+    if first.lstrip().startswith(">"):
+        return "fasta"
+    counts = {sep: first.count(sep) for sep in ("\t", ",", ";")}
+    best = max(counts, key=lambda sep: counts[sep])
+    return best if counts[best] else ","
+
+
+def _first_nonblank_line(text: str) -> str:
+    for line in _lines(text):
+        if line.strip():
+            return line
+    return ""
+
+
+def _lines(text: str) -> list[str]:
+    # str.splitlines also breaks on form feeds and other separators editors do not count.
+    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+
+
+def _parse_fasta(text: str, name: str, *, label_source: str, label: str | None) -> pd.DataFrame:
+    ids: list[str] = []
+    labels: list[str | None] = []
+    sources: list[str] = []
+    chunks: list[list[str]] = []
+    for lineno, raw in enumerate(_lines(text), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith(">"):
+            record_id, header_label = parse_header_label(line[1:])
+            ids.append(record_id or f"seq{len(ids) + 1}")
+            if label_source == "header":
+                labels.append(header_label)
+            elif label_source == "fixed":
+                labels.append(str(label).strip())
+            else:
+                labels.append(None)
+            sources.append(f"{name}:{lineno}")
+            chunks.append([])
+        elif not ids:
+            raise DataError(
+                f"{name}:{lineno}: text before the first '>' header ({_preview(line)}). "
+                "A FASTA file starts with a header line such as '>P12345 LABEL=1' followed by "
+                "the sequence. Add a header line or remove that text."
+            )
+        else:
+            chunks[-1].append(line)
+    sequences = ["".join("".join(parts).split()) for parts in chunks]
+    return _raw_frame(ids, sequences, labels, sources)
+
+
+def _preview(text: str, limit: int = 40) -> str:
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
+def _raw_frame(
+    ids: list[str],
+    sequences: list[str],
+    labels: list[str | None],
+    sources: list[str],
+    extra: dict[str, list[str]] | None = None,
+) -> pd.DataFrame:
+    columns: dict[str, Any] = {
+        "id": pd.Series(ids, dtype=object),
+        "sequence": pd.Series(sequences, dtype=object),
+        # object dtype keeps None for "no label" instead of turning it into NaN.
+        "label": pd.Series(labels, dtype=object),
+        "source": pd.Series(sources, dtype=object),
+    }
+    for key, values in (extra or {}).items():
+        columns[key] = pd.Series(values, dtype=object)
+    return pd.DataFrame(columns)
+
+
+def _parse_delimited(
+    text: str,
+    name: str,
+    *,
+    delimiter: str,
+    label_source: str,
+    label_column: str | None,
+    id_column: str | None,
+    sequence_column: str | None,
+    label: str | None,
+) -> pd.DataFrame:
+    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n")), delimiter=delimiter)
+    header: list[str] | None = None
+    rows: list[list[str]] = []
+    row_lines: list[int] = []
+    previous_end = 0
+    try:
+        for row in reader:
+            start, previous_end = previous_end + 1, reader.line_num
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = _unique_names([cell.strip() for cell in row])
+                continue
+            if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
+                raise DataError(
+                    f"{name}:{start}: this row has {len(row)} fields but the header has "
+                    f"{len(header)}. Check the delimiter ({_delimiter_name(delimiter)}) and "
+                    "that text containing it is quoted."
+                )
+            rows.append((row + [""] * len(header))[: len(header)])
+            row_lines.append(start)
+    except csv.Error as exc:
+        raise DataError(
+            f"{name}:{reader.line_num}: cannot read the table ({exc}). Check quoting and the "
+            "delimiter, or save the file again as CSV from your spreadsheet program."
+        ) from exc
+    if header is None or not rows:
+        raise EmptyInputError(
+            f"{name} holds no records{' (only a header line)' if header else ''}. Upload a table "
+            "with a header line and one row per sequence."
+        )
+
+    lower = {col.lower(): col for col in reversed(header)}
+    seq_col = _pick_column(header, lower, sequence_column, SEQUENCE_COLUMNS, name, "sequence")
+    if seq_col is None:
+        raise DataError(
+            f"{name}: no sequence column found among the columns {header}. Name it one of "
+            f"{', '.join(SEQUENCE_COLUMNS)}, or choose it with sequence_column=..."
+        )
+    id_col = _pick_column(header, lower, id_column, ID_COLUMNS, name, "id")
+    lab_col: str | None = None
+    if label_source in ("header", "column"):
+        lab_col = _pick_column(header, lower, label_column, LABEL_COLUMNS, name, "label")
+        if lab_col is None:
+            raise LabelError(
+                f"{name}: no label column found among the columns {header}. Choose the column "
+                "that holds the classes with label_column=..., name it 'label', or read the "
+                "file without labels (label_source='none')."
+            )
+
+    index = {col: i for i, col in enumerate(header)}
+    used = {col for col in (seq_col, id_col, lab_col) if col is not None}
+    ids = [
+        (row[index[id_col]].strip() if id_col else "") or f"row{n}"
+        for n, row in enumerate(rows, start=1)
+    ]
+    sequences = ["".join(row[index[seq_col]].split()) for row in rows]
+    if lab_col is not None:
+        labels: list[str | None] = [row[index[lab_col]].strip() or None for row in rows]
+    elif label_source == "fixed":
+        labels = [str(label).strip()] * len(rows)
+    else:
+        labels = [None] * len(rows)
+    sources = [f"{name}:{line}" for line in row_lines]
+    extra: dict[str, list[str]] = {}
+    for col in header:
+        if col in used:
+            continue
+        # Keep an unused column that clashes with ours under a new name, never drop it.
+        key = f"{col}_original" if col in BASE_COLUMNS else col
+        extra[key] = [row[index[col]] for row in rows]
+    return _raw_frame(ids, sequences, labels, sources, extra)
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for i, col in enumerate(names, start=1):
+        col = col or f"column{i}"
+        if col in seen:
+            seen[col] += 1
+            col = f"{col}.{seen[col]}"
+        else:
+            seen[col] = 0
+        out.append(col)
+    return out
+
+
+def _pick_column(
+    header: list[str],
+    lower: dict[str, str],
+    chosen: str | None,
+    candidates: Sequence[str],
+    name: str,
+    what: str,
+) -> str | None:
+    if chosen is not None:
+        if chosen in header:
+            return chosen
+        if chosen.lower() in lower:
+            return lower[chosen.lower()]
+        error = LabelError if what == "label" else DataError
+        raise error(
+            f"{name}: there is no column {chosen!r} for the {what}s; the columns are {header}. "
+            f"Choose one of those as {what}_column."
+        )
+    for candidate in candidates:
+        if candidate in lower:
+            return lower[candidate]
+    return None
+
+
+def _delimiter_name(delimiter: str) -> str:
+    return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
+
+
+def read_labelled_files(
+    files: dict[str, PathLike], *, display_names: dict[str, str] | None = None
+) -> pd.DataFrame:
+    """Read one file per class ({class name: path}); every record gets its file's class."""
+    if not files:
+        raise ConfigError("No files given: pass one file per class, e.g. {'1': 'pos.fasta'}.")
+    names = display_names or {}
+    tables = []
+    for class_name, path in files.items():
+        tables.append(
+            read_table(
+                path,
+                label_source="fixed",
+                label=str(class_name),
+                display_name=names.get(class_name),
+            )
+        )
+    table = pd.concat(tables, ignore_index=True)
+    table["label"] = table["label"].astype(object)
+    return table
+
+
+def parse_fasta_text(text: str, *, display_name: str = "pasted") -> pd.DataFrame:
+    """Read pasted FASTA text; text without any '>' is one sequence per non-empty line."""
+    if ">" in text:
+        table = _parse_fasta(text, display_name, label_source="header", label=None)
+    else:
+        ids: list[str] = []
+        sequences: list[str] = []
+        sources: list[str] = []
+        for lineno, line in enumerate(_lines(text), start=1):
+            sequence = "".join(line.split())
+            if sequence:
+                ids.append(f"seq{len(ids) + 1}")
+                sequences.append(sequence)
+                sources.append(f"{display_name}:{lineno}")
+        table = _raw_frame(ids, sequences, [None] * len(ids), sources)
+    if table.empty:
+        raise EmptyInputError(
+            f"{display_name}: no sequences found. Paste FASTA records ('>id' lines followed by "
+            "sequences) or one sequence per line."
+        )
+    return table
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _is_missing_label(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and math.isnan(value):
+        return True
+    if value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
+
+
+def _clean_label(value: object) -> str | None:
+    if _is_missing_label(value):
+        return None
+    return str(value).strip()
+
+
+def _where(record_id: str, location: str | None) -> str:
+    return f"'{record_id}' ({location})" if location else f"'{record_id}'"
+
+
+def _named(items: list[tuple[str, str | None]], limit: int = _MAX_NAMED) -> str:
+    shown = ", ".join(_where(rid, loc) for rid, loc in items[:limit])
+    if len(items) > limit:
+        shown += f" and {len(items) - limit} more"
+    return shown
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _all_carry(n: int) -> str:
+    return "The only labelled record carries" if n == 1 else f"All {n} labelled records carry"
+
+
+def _invalid_hint(chars: set[str]) -> str:
+    hints = []
+    if any(ch.isdigit() for ch in chars):
+        hints.append(
+            "digits usually come from numbered sequence formats (GenBank, EMBL) or a label "
+            "typed into the sequence line"
+        )
+    if "J" in chars:
+        hints.append("J (leucine or isoleucine) is not accepted: write L, I or X")
+    if "*" in chars:
+        hints.append("a '*' inside a sequence is a stop codon: cut the sequence there")
+    if "." in chars:
+        hints.append("'.' is an alignment gap: remove it")
+    if not hints:
+        return ""
+    text = "; ".join(hints)
+    return text[0].upper() + text[1:] + ". "
+
+
+def _check_validate_args(
+    max_length: int | None, too_long: str, gaps: str, min_classes: int
+) -> None:
+    if max_length is not None and (
+        isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
+    ):
+        raise ConfigError(f"max_length must be a positive integer or None; got {max_length!r}.")
+    if too_long not in ("truncate", "error"):
+        raise ConfigError(f"too_long must be 'truncate' or 'error'; got {too_long!r}.")
+    if gaps not in ("strip", "error"):
+        raise ConfigError(f"gaps must be 'strip' or 'error'; got {gaps!r}.")
+    if isinstance(min_classes, bool) or not isinstance(min_classes, int) or min_classes < 1:
+        raise ConfigError(f"min_classes must be a positive integer; got {min_classes!r}.")
+
+
+def validate(
+    table: pd.DataFrame,
+    *,
+    max_length: int | None = None,
+    too_long: str = "truncate",
+    gaps: str = "strip",
+    require_labels: bool = True,
+    min_classes: int = 2,
+) -> ValidationReport:
+    """Check a raw table and return the cleaned copy with its errors and warnings.
+
+    Fixable problems (lowercase, gaps, a trailing stop, over-long sequences when
+    ``too_long="truncate"``, duplicates) are fixed or kept and reported as warnings; the
+    rest are errors, one per offending record. With ``require_labels=False`` labels are
+    only cleaned, not checked. The input table is never modified.
+    """
+    _check_validate_args(max_length, too_long, gaps, min_classes)
+    missing = [col for col in ("id", "sequence") if col not in table.columns]
+    if missing:
+        raise DataError(
+            f"The table lacks the column(s) {missing}; it has {list(table.columns)}. "
+            "Read files with read_table() or name the columns 'id' and 'sequence'."
+        )
+    out = table.copy()
+    out = out.reset_index(drop=True)
+    if "label" not in out.columns:
+        out["label"] = None
+    if len(out) == 0:
+        issue = Issue(
+            "error",
+            "empty",
+            "No records to check: the input holds no sequences. Upload a FASTA or CSV file "
+            "with at least one sequence.",
+        )
+        return ValidationReport(table=out, errors=[issue], warnings=[])
+
+    ids = [str(v).strip() if not _is_missing_value(v) else "" for v in out["id"]]
+    ids = [rid or f"row{i + 1}" for i, rid in enumerate(ids)]
+    if "source" in out.columns:
+        locations: list[str | None] = [
+            None if _is_missing_value(v) else str(v) for v in out["source"]
+        ]
+    else:
+        locations = [None] * len(out)
+    locations = [loc or f"row {i + 1}" for i, loc in enumerate(locations)]
+    raw_sequences = [
+        "" if _is_missing_value(v) else "".join(str(v).split()) for v in out["sequence"]
+    ]
+    labels = [_clean_label(v) for v in out["label"]]
+
+    errors: dict[str, list[Issue]] = {code: [] for code in ERROR_CLASSES}
+    lowercase: list[int] = []
+    rare: list[int] = []
+    stripped: list[int] = []
+    truncated: list[tuple[int, int]] = []
+    cleaned: list[str] = []
+    full_length: list[str] = []
+
+    for i, raw in enumerate(raw_sequences):
+        rid, loc = ids[i], locations[i]
+        where = f"Record {_where(rid, loc)}"
+        upper = raw.upper()
+        if upper != raw:
+            lowercase.append(i)
+        gap_positions: set[int] = set()
+        if gaps == "strip":
+            gap_positions = {p for p, ch in enumerate(upper) if ch == "-"}
+            if upper.endswith("*"):
+                gap_positions.add(len(upper) - 1)
+            if gap_positions:
+                stripped.append(i)
+        else:
+            found = {p for p, ch in enumerate(upper) if ch in "-*"}
+            if found:
+                kinds = " and ".join(
+                    word for ch, word in (("-", "gaps '-'"), ("*", "stop '*'")) if ch in upper
+                )
+                errors["gaps"].append(
+                    Issue(
+                        "error",
+                        "gaps",
+                        f"{where} contains {kinds} (first at position {min(found) + 1}). Remove "
+                        "them to give the plain protein sequence, or allow them to be stripped "
+                        "automatically (gaps='strip').",
+                        rid,
+                        loc,
+                    )
+                )
+                gap_positions = found
+        sequence = "".join(ch for p, ch in enumerate(upper) if p not in gap_positions)
+        if not sequence:
+            what = "is empty" if not raw else f"has no residues once gaps are removed ({raw!r})"
+            errors["empty_sequence"].append(
+                Issue(
+                    "error",
+                    "empty_sequence",
+                    f"{where} {what}. Add its sequence below the header or remove the record.",
+                    rid,
+                    loc,
+                )
+            )
+        bad: dict[str, list[int]] = {}
+        for p, ch in enumerate(upper):
+            if p not in gap_positions and ch not in VALID_RESIDUES:
+                bad.setdefault(ch, []).append(p + 1)
+        if bad:
+            errors["invalid_characters"].append(
+                Issue(
+                    "error",
+                    "invalid_characters",
+                    f"{where} has characters that are not amino acids: {_describe_bad(bad)}. "
+                    f"{_invalid_hint(set(bad))}Allowed are the 20 standard one-letter codes "
+                    f"{AMINO_ACIDS}, X for an unknown residue and the rare {RARE_RESIDUES}. "
+                    "Correct or remove those characters.",
+                    rid,
+                    loc,
+                )
+            )
+        if any(ch in RARE_RESIDUES for ch in sequence):
+            rare.append(i)
+        full_length.append(sequence)
+        if max_length is not None and len(sequence) > max_length:
+            if too_long == "error":
+                errors["too_long"].append(
+                    Issue(
+                        "error",
+                        "too_long",
+                        f"{where} is {len(sequence)} residues long, more than the limit of "
+                        f"{max_length}. Shorten it (e.g. to a window around the site of "
+                        f"interest), or choose to truncate long sequences to their first "
+                        f"{max_length} residues.",
+                        rid,
+                        loc,
+                    )
+                )
+            else:
+                truncated.append((i, len(sequence)))
+                sequence = sequence[:max_length]
+        cleaned.append(sequence)
+
+    regression = False
+    if require_labels:
+        for i, lab in enumerate(labels):
+            if lab is None:
+                errors["missing_label"].append(
+                    Issue(
+                        "error",
+                        "missing_label",
+                        f"Record {_where(ids[i], locations[i])} has no label. Add one: in a "
+                        "FASTA header as a tag like '>P12345 LABEL=1', in a table in the label "
+                        "column; or upload one file per class.",
+                        ids[i],
+                        locations[i],
+                    )
+                )
+        regression_issue = _regression_issue(labels, locations)
+        if regression_issue is not None:
+            regression = True
+            errors["regression_target"].append(regression_issue)
+
+    errors["duplicate_id"].extend(_duplicate_id_issues(ids, locations))
+
+    warnings_: list[Issue] = []
+    if require_labels and not regression:
+        conflicts, duplicates = _sequence_duplicates(full_length, labels, ids, locations)
+        errors["conflicting_labels"].extend(conflicts)
+        present = [lab for lab in labels if lab is not None]
+        classes = classes_of(present)
+        if present and len(classes) < min_classes:
+            found = ", ".join(f"'{c}'" for c in classes)
+            errors["single_class"].append(
+                Issue(
+                    "error",
+                    "single_class",
+                    f"{_all_carry(len(present))} the "
+                    f"{'class' if len(classes) == 1 else 'classes'} {found}; training needs at "
+                    f"least {min_classes} classes. Add records of another class (e.g. "
+                    "negatives), or check that the labels were read from the right header tag "
+                    "or column.",
+                    None,
+                    locations[0],
+                )
+            )
+    else:
+        _, duplicates = _sequence_duplicates(full_length, labels, ids, locations)
+
+    def named(indices: Iterable[int]) -> str:
+        return _named([(ids[i], locations[i]) for i in indices])
+
+    if lowercase:
+        warnings_.append(
+            Issue(
+                "warning",
+                "lowercase",
+                f"{_plural(len(lowercase), 'record')} had lowercase letters, converted to "
+                f"uppercase: {named(lowercase)}.",
+                ids[lowercase[0]],
+                locations[lowercase[0]],
+            )
+        )
+    if rare:
+        warnings_.append(
+            Issue(
+                "warning",
+                "rare_residues",
+                f"{_plural(len(rare), 'record')} contain the rare residues U (selenocysteine), "
+                f"O (pyrrolysine), B (D or N) or Z (E or Q): {named(rare)}. They are kept: ESM "
+                "models have their own tokens for them, ProtT5 and ProtBERT map them to X as in "
+                "their training.",
+                ids[rare[0]],
+                locations[rare[0]],
+            )
+        )
+    if stripped:
+        warnings_.append(
+            Issue(
+                "warning",
+                "gaps_stripped",
+                f"{_plural(len(stripped), 'record')} had alignment gaps '-' or a trailing stop "
+                f"'*', which were removed: {named(stripped)}. The model sees the ungapped "
+                "protein; choose gaps='error' to refuse such input instead.",
+                ids[stripped[0]],
+                locations[stripped[0]],
+            )
+        )
+    if truncated:
+        items = ", ".join(
+            f"{_where(ids[i], locations[i])} {n} residues" for i, n in truncated[:_MAX_NAMED]
+        )
+        if len(truncated) > _MAX_NAMED:
+            items += f" and {len(truncated) - _MAX_NAMED} more"
+        warnings_.append(
+            Issue(
+                "warning",
+                "truncated",
+                f"{_plural(len(truncated), 'record')} longer than {max_length} residues were "
+                f"truncated to their first {max_length}: {items}. Residues beyond that are not "
+                "seen by the model; to study a site further in, cut a window around it.",
+                ids[truncated[0][0]],
+                locations[truncated[0][0]],
+            )
+        )
+    if duplicates:
+        warnings_.append(duplicates)
+
+    out["id"] = pd.Series(ids, dtype=object)
+    out["sequence"] = pd.Series(cleaned, dtype=object)
+    out["label"] = pd.Series(labels, dtype=object)
+    all_errors: list[Issue] = []
+    for code, issues in errors.items():
+        all_errors.extend(_capped(code, issues))
+    return ValidationReport(table=out, errors=all_errors, warnings=warnings_)
+
+
+def _is_missing_value(value: object) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def _describe_bad(bad: dict[str, list[int]]) -> str:
+    parts = []
+    for ch, positions in list(bad.items())[:_MAX_NAMED]:
+        shown = ", ".join(str(p) for p in positions[:3])
+        if len(positions) > 3:
+            shown += f", ... ({len(positions)} times)"
+        word = "position" if len(positions) == 1 else "positions"
+        parts.append(f"{ch!r} at {word} {shown}")
+    if len(bad) > _MAX_NAMED:
+        parts.append(f"and {len(bad) - _MAX_NAMED} more kinds")
+    return "; ".join(parts)
+
+
+def _capped(code: str, issues: list[Issue]) -> list[Issue]:
+    if len(issues) <= _MAX_LISTED_ERRORS:
+        return issues
+    rest = len(issues) - _MAX_LISTED_ERRORS
+    closing = Issue(
+        "error",
+        code,
+        f"{_plural(rest, 'more record')} have the same problem ({code.replace('_', ' ')}); "
+        "fix the ones listed above and check again.",
+    )
+    return [*issues[:_MAX_LISTED_ERRORS], closing]
+
+
+def _as_number(label: str) -> float | None:
+    try:
+        value = float(label)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _regression_issue(labels: list[str | None], locations: list[str | None]) -> Issue | None:
+    present = [lab for lab in labels if lab is not None]
+    if not present:
+        return None
+    numbers = [_as_number(lab) for lab in present]
+    if any(value is None for value in numbers):
+        return None
+    values = np.array(numbers, dtype=float)
+    distinct = np.unique(values)
+    fractional = bool(np.any(values != np.round(values)))
+    n_distinct = len(distinct)
+    mostly_unique = n_distinct > _REGRESSION_DISTINCT_SHARE * len(values)
+    many = n_distinct > _REGRESSION_MIN_DISTINCT and mostly_unique
+    if not (fractional or many):
+        return None
+    example = ", ".join(present[:3])
+    median = float(np.median(values))
+    return Issue(
+        "error",
+        "regression_target",
+        f"The labels look like continuous numbers ({len(distinct)} distinct values from "
+        f"{values.min():g} to {values.max():g}, e.g. {example}); regression is not supported, "
+        "only classification. Bin the values into classes, e.g. with a threshold "
+        f"(label 1 if value >= {median:g} else 0), and load the file again.",
+        None,
+        next((loc for loc in locations if loc), None),
+    )
+
+
+def _duplicate_id_issues(ids: list[str], locations: list[str | None]) -> list[Issue]:
+    seen: dict[str, list[int]] = {}
+    for i, rid in enumerate(ids):
+        seen.setdefault(rid, []).append(i)
+    issues = []
+    for rid, rows in seen.items():
+        if len(rows) < 2:
+            continue
+        places = ", ".join(str(locations[i]) for i in rows[:_MAX_NAMED])
+        if len(rows) > _MAX_NAMED:
+            places += f" and {len(rows) - _MAX_NAMED} more"
+        issues.append(
+            Issue(
+                "error",
+                "duplicate_id",
+                f"The id '{rid}' is used by {len(rows)} records: {places}. Give each record a "
+                f"unique id (e.g. add the site position, '{rid}_2'), or remove the repeated "
+                "record.",
+                rid,
+                locations[rows[1]],
+            )
+        )
+    return issues
+
+
+def _sequence_duplicates(
+    sequences: list[str],
+    labels: list[str | None],
+    ids: list[str],
+    locations: list[str | None],
+) -> tuple[list[Issue], Issue | None]:
+    groups: dict[str, list[int]] = {}
+    for i, seq in enumerate(sequences):
+        if seq:
+            groups.setdefault(seq, []).append(i)
+    conflicts: list[Issue] = []
+    repeated: list[list[int]] = []
+    for rows in groups.values():
+        if len(rows) < 2:
+            continue
+        labelled = [i for i in rows if labels[i] is not None]
+        if len({labels[i] for i in labelled}) > 1:
+            items = ", ".join(
+                f"{_where(ids[i], locations[i])} label '{labels[i]}'" for i in labelled[:_MAX_NAMED]
+            )
+            if len(labelled) > _MAX_NAMED:
+                items += f" and {len(labelled) - _MAX_NAMED} more"
+            first = labelled[0]
+            conflicts.append(
+                Issue(
+                    "error",
+                    "conflicting_labels",
+                    f"{_plural(len(labelled), 'record')} have the identical sequence but "
+                    f"different labels: {items}. Correct the wrong label or remove all but one "
+                    "of them; the model cannot learn two answers for one input.",
+                    ids[first],
+                    locations[first],
+                )
+            )
+        elif len({ids[i] for i in rows}) > 1:
+            repeated.append(rows)
+    if not repeated:
+        return conflicts, None
+    examples = "; ".join(
+        " = ".join(_where(ids[i], locations[i]) for i in rows[:3]) for rows in repeated[:3]
+    )
+    if len(repeated) > 3:
+        examples += f"; and {len(repeated) - 3} more"
+    n_records = sum(len(rows) for rows in repeated)
+    first = repeated[0][1]
+    warning = Issue(
+        "warning",
+        "duplicate_sequence",
+        f"{_plural(len(repeated), 'sequence')} appear in more than one record "
+        f"({n_records} records) with the same label: {examples}. They are kept; remove the "
+        "copies unless intended, because a copy in the training split and one in the test "
+        "split inflate the test scores.",
+        ids[first],
+        locations[first],
+    )
+    return conflicts, warning
+
+
+# --------------------------------------------------------------------------- classes
+
+
+def _class_key(label: str) -> tuple[int, float, str]:
+    number = _as_number(label)
+    return (0, number, label) if number is not None else (1, 0.0, label)
+
+
+def classes_of(labels: Iterable[object]) -> list[str]:
+    """Sorted distinct class names; numeric-looking ones numerically ("2" before "10")."""
+    names = {str(lab).strip() for lab in labels if not _is_missing_label(lab)}
+    return sorted(names, key=_class_key)
+
+
+def positive_class(classes: list[str]) -> str | None:
+    """The positive class of a binary problem ("1", "pos", "yes", ...); None if not binary."""
+    ordered = classes_of(classes)
+    if len(ordered) != 2:
+        return None
+    a, b = ordered
+    la, lb = a.lower(), b.lower()
+    numbers = (_as_number(a), _as_number(b))
+    if numbers == (0.0, 1.0):
+        return b
+    for pos, neg in _POSITIVE_PAIRS:
+        if (la, lb) == (pos, neg):
+            return a
+        if (la, lb) == (neg, pos):
+            return b
+    # "phospho" / "non-phospho", "binder" / "not_binder": the unnegated name is positive.
+    for x, y, orig in ((la, lb, a), (lb, la, b)):
+        for prefix in ("non", "not"):
+            for sep in ("", "-", "_", " "):
+                if y == f"{prefix}{sep}{x}":
+                    return orig
+    return b
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def _check_fraction(name: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {value!r}.")
+    number = float(value)
+    if not 0 <= number < 1:
+        raise ConfigError(f"{name} must be from 0 up to (not including) 1; got {value!r}.")
+    return number
+
+
+def _split_off(
+    rows: np.ndarray,
+    count: int,
+    y: np.ndarray | None,
+    seed: int,
+    what: str,
+    n_total: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``count`` rows off ``rows``; stratified when possible."""
+    if count >= len(rows):
+        raise ConfigError(
+            f"Cannot make a {what} split of {count} from {_plural(len(rows), 'remaining record')} "
+            f"({n_total} in all): the training split would be empty. Add records or lower "
+            f"{what}_fraction."
+        )
+    if y is not None:
+        try:
+            kept, taken = train_test_split(rows, test_size=count, random_state=seed, stratify=y)
+            return np.asarray(kept), np.asarray(taken)
+        except ValueError as exc:
+            warnings.warn(
+                f"The {what} split cannot be stratified by label ({exc}); it was drawn at "
+                "random instead, so class proportions may differ between splits.",
+                UserWarning,
+                stacklevel=3,
+            )
+    kept, taken = train_test_split(rows, test_size=count, random_state=seed)
+    return np.asarray(kept), np.asarray(taken)
+
+
+def split_table(
+    table: pd.DataFrame,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    stratify: bool = True,
+    test_table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return a copy with a "split" column ("train"/"val"/"test"), deterministic per seed.
+
+    With ``test_table`` its rows are appended as the test split, ``val_fraction`` is taken
+    from ``table`` and ``test_fraction`` is ignored. Stratified by label when possible.
+    """
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    if test_table is None:
+        test_fraction = _check_fraction("test_fraction", test_fraction)
+        if val_fraction + test_fraction >= 1:
+            raise ConfigError(
+                f"val_fraction + test_fraction must be below 1 to leave records for training; "
+                f"got {val_fraction} + {test_fraction} = {val_fraction + test_fraction:g}."
+            )
+    else:
+        test_fraction = 0.0
+    if len(table) == 0:
+        raise EmptyInputError("The table to split holds no records; load some sequences first.")
+
+    out = table.copy().reset_index(drop=True)
+    n = len(out)
+    y: np.ndarray | None = None
+    if stratify and "label" in out.columns:
+        labels = [_clean_label(v) for v in out["label"]]
+        if all(lab is not None for lab in labels):
+            y = np.array(labels, dtype=object)
+        elif any(lab is not None for lab in labels):
+            warnings.warn(
+                "Some records have no label, so the split is not stratified by label.",
+                UserWarning,
+                stacklevel=2,
+            )
+    rows = np.arange(n)
+    split = np.array(["train"] * n, dtype=object)
+    if test_fraction > 0:
+        count = max(1, math.floor(test_fraction * n + 0.5))
+        rows, taken = _split_off(rows, count, y, seed, "test", n)
+        split[taken] = "test"
+    if val_fraction > 0:
+        count = max(1, math.floor(val_fraction * n + 0.5))
+        rest_y = y[rows] if y is not None else None
+        rows, taken = _split_off(rows, count, rest_y, seed, "val", n)
+        split[taken] = "val"
+    out["split"] = pd.Series(split, dtype=object)
+    if test_table is None:
+        return out
+
+    test = test_table.copy().reset_index(drop=True)
+    if len(test) == 0:
+        raise EmptyInputError("The test table holds no records; load a test file with sequences.")
+    _check_no_shared_ids(out, test)
+    _warn_shared_sequences(out, test)
+    test["split"] = "test"
+    combined = pd.concat([out, test], ignore_index=True)
+    if "label" in combined.columns:
+        combined["label"] = pd.Series([_clean_label(v) for v in combined["label"]], dtype=object)
+    return combined
+
+
+def _check_no_shared_ids(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    train_ids = {str(v): i for i, v in enumerate(train["id"])}
+    shared = [(str(v), j) for j, v in enumerate(test["id"]) if str(v) in train_ids]
+    if not shared:
+        return
+
+    def loc(frame: pd.DataFrame, i: int) -> str:
+        return str(frame["source"].iloc[i]) if "source" in frame.columns else f"row {i + 1}"
+
+    listed = ", ".join(
+        f"'{rid}' ({loc(train, train_ids[rid])} and {loc(test, j)})"
+        for rid, j in shared[:_MAX_NAMED]
+    )
+    if len(shared) > _MAX_NAMED:
+        listed += f" and {len(shared) - _MAX_NAMED} more"
+    raise DuplicateIdError(
+        f"{_plural(len(shared), 'id')} appear in both the training data and the test data: "
+        f"{listed}. Remove the test records from the training file, or rename them if they "
+        "are different records."
+    )
+
+
+def _warn_shared_sequences(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    train_sequences = set(train["sequence"].astype(str))
+    pairs = zip(test["id"], test["sequence"], strict=True)
+    shared = [str(rid) for rid, seq in pairs if seq in train_sequences]
+    if shared:
+        warnings.warn(
+            f"{_plural(len(shared), 'test sequence')} also occur in the training data "
+            f"(e.g. {', '.join(shared[:3])}); scores on them overstate performance.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def save_split(table: pd.DataFrame, path: PathLike) -> Path:
+    """Write a split table (id, sequence, label, split and any other columns) as CSV."""
+    missing = [col for col in SPLIT_COLUMNS if col not in table.columns]
+    if missing:
+        raise DataError(
+            f"Cannot save the split: the table lacks the column(s) {missing}. Run split_table() "
+            "on a validated table first."
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = list(SPLIT_COLUMNS)
+    ordered = first + [col for col in table.columns if col not in first]
+    table[ordered].to_csv(path, index=False)
+    return path
+
+
+def load_split(path: PathLike) -> pd.DataFrame:
+    """Read a CSV written by save_split; labels stay strings ("0" is not 0)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(
+            f"No split file at {path}. The run directory is incomplete: start the run again."
+        )
+    header = list(pd.read_csv(path, nrows=0).columns)
+    missing = [col for col in SPLIT_COLUMNS if col not in header]
+    if missing:
+        raise DataError(
+            f"{path} lacks the column(s) {missing}; a split file has the columns "
+            f"{', '.join(SPLIT_COLUMNS)}. Write it with save_split()."
+        )
+    others = [col for col in header if col not in SPLIT_COLUMNS and col != "source"]
+    table = pd.read_csv(
+        path,
+        dtype={col: str for col in (*SPLIT_COLUMNS, "source") if col in header},
+        keep_default_na=False,
+        # Only the extra columns get pandas' usual missing-value spellings.
+        na_values={col: ["", "NA", "NaN", "nan", "N/A", "null"] for col in others},
+    )
+    for col in ("id", "sequence", "split", *(("source",) if "source" in header else ())):
+        table[col] = table[col].astype(object)
+    table["label"] = pd.Series([_clean_label(v) for v in table["label"]], dtype=object)
+    bad = sorted(set(table["split"]) - set(SPLIT_NAMES))
+    if bad:
+        raise DataError(
+            f"{path}: the split column holds {bad}; allowed are {', '.join(SPLIT_NAMES)}. "
+            "Write the file with save_split()."
+        )
+    return table
+
+
+# --------------------------------------------------------------------------- sites
+
+
+def site_window(protein: str, position: int, length: int, pad: str = PAD_CHAR) -> str:
+    """The ``length``-residue window centred on 1-based ``position``, padded at the ends."""
+    if isinstance(length, bool) or not isinstance(length, int) or length < 1 or length % 2 == 0:
+        raise ConfigError(
+            f"length must be a positive odd number so the site sits in the middle; got {length!r}."
+        )
+    if not isinstance(pad, str) or len(pad) != 1:
+        raise ConfigError(f"pad must be a single character; got {pad!r}.")
+    if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
+        raise ConfigError(f"position must be an integer (1-based); got {position!r}.")
+    if not 1 <= position <= len(protein):
+        raise ConfigError(
+            f"position {position} is outside the protein of length {len(protein)}; positions "
+            f"run from 1 to {len(protein)}."
+        )
+    half = length // 2
+    centre = int(position) - 1
+    left = protein[max(0, centre - half) : centre]
+    right = protein[centre + 1 : centre + 1 + half]
+    return pad * (half - len(left)) + left + protein[centre] + right + pad * (half - len(right))
+
+
+def window_info(table: pd.DataFrame) -> dict[str, Any]:
+    """Whether all sequences are equal-length odd windows, their length and centre residues."""
+    sequences = [str(s) for s in table["sequence"]] if "sequence" in table.columns else []
+    lengths = {len(s) for s in sequences}
+    length = lengths.pop() if len(lengths) == 1 else None
+    aligned = length is not None and length % 2 == 1
+    centres = sorted({s[length // 2] for s in sequences}) if aligned and length else []
+    return {"aligned": aligned, "length": length, "center_residues": centres}
+
+
+def accession_of(record_id: str) -> str | None:
+    """The UniProt accession in an id such as "sp|P20963|CD3Z_HUMAN" (isoform suffix dropped)."""
+    if not isinstance(record_id, str):
+        return None
+    text = record_id.strip().lstrip(">")
+    fields = [f.strip() for f in text.split("|")]
+    candidates: list[str] = []
+    if len(fields) >= 2 and fields[0].lower() in ("sp", "tr", "up"):
+        candidates.append(fields[1])
+    candidates.extend(fields)
+    for item in list(candidates):
+        candidates.extend(t for t in re.split(r"[\s_%:;,/=.]+", item) if t)
+    for candidate in candidates:
+        match = _ACCESSION_WITH_ISOFORM.fullmatch(candidate)
+        if match:
+            return match.group(1)
+    return None

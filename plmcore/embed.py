@@ -1,0 +1,268 @@
+"""Per-sequence embeddings from a base model or a fine-tuned run, saved, cached and projected.
+
+Sequences are sorted by length and packed into batches under a token budget, so almost no
+compute goes to padding; results come back in input order. Large sets stream to HDF5 so
+memory stays flat in the number of sequences.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from plmcore.classifier import Batch, length_batches, make_batch, pool
+from plmcore.models import Backbone, ResidueEncoder, load_backbone, pick_device, set_cpu_threads
+
+Progress = Callable[[int, int], None] | None
+
+
+class Embedder:
+    """Pooled embeddings from a base backbone, or from a fine-tuned run's LoRA backbone."""
+
+    def __init__(self, forward: Callable[[Batch], torch.Tensor], encoder: ResidueEncoder, device,
+                 identity: str, hidden: int, max_residues: int):
+        self.forward = forward
+        self.encoder = encoder
+        self.device = device
+        self.identity = identity
+        self.hidden = hidden
+        self.max_residues = max_residues
+
+    @classmethod
+    def from_backbone(cls, backbone: Backbone, pooling: str = "mean", device: str = "auto") -> Embedder:
+        dev = pick_device(device)
+        backbone.model.to(dev).eval()
+
+        def forward(batch: Batch) -> torch.Tensor:
+            out = backbone.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            return pool(out.last_hidden_state, batch, pooling)
+
+        return cls(forward, backbone.encoder, dev, f"base:{_source_identity(backbone.source)}:{pooling}",
+                   backbone.hidden_size, backbone.max_residues)
+
+    @classmethod
+    def from_run(cls, loaded, pooling: str | None = None) -> Embedder:
+        """Embeddings of a fine-tuned run: the LoRA backbone's pooled output, before the head."""
+        from plmcore.classifier import pool as pool_fn
+
+        how = pooling or loaded.config.pooling
+        model = loaded.model
+
+        def forward(batch: Batch) -> torch.Tensor:
+            out = model.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            return pool_fn(out.last_hidden_state, batch, how)
+
+        head = loaded.run.best_dir / "head.safetensors"
+        stamp = f"{head.stat().st_mtime_ns}" if head.exists() else "none"
+        return cls(forward, loaded.backbone.encoder, loaded.device,
+                   f"run:{loaded.run.path.resolve()}:{stamp}:{how}", loaded.backbone.hidden_size,
+                   loaded.backbone.max_residues)
+
+    def batches(self, sequences: list[str], max_tokens: int):
+        """Yield (indices, embeddings) per length-sorted batch."""
+        seqs = [s[: self.max_residues] for s in sequences]
+        tokens = self.encoder.encode(seqs)
+        with torch.inference_mode():
+            for idx in length_batches([len(t) for t in tokens], max_tokens):
+                batch = make_batch([tokens[i] for i in idx], self.encoder).to(self.device)
+                yield idx, self.forward(batch).float().cpu().numpy()
+
+    def embed(self, sequences: list[str], *, max_tokens: int = 16384, progress: Progress = None) -> np.ndarray:
+        """(n, hidden) float32 embeddings in input order."""
+        out = np.zeros((len(sequences), self.hidden), dtype=np.float32)
+        done = 0
+        for idx, emb in self.batches(list(sequences), max_tokens):
+            out[idx] = emb
+            done += len(idx)
+            if progress:
+                progress(done, len(sequences))
+        return out
+
+
+def _source_identity(source: str) -> str:
+    path = Path(source).expanduser()
+    if path.is_dir():
+        cfg = path / "config.json"
+        return f"{path.resolve()}@{cfg.stat().st_mtime_ns if cfg.exists() else 0}"
+    return source
+
+
+def load_embedder(source: str, *, pooling: str = "mean", device: str = "auto",
+                  trust_remote_code: bool = False) -> Embedder:
+    """An Embedder over a base model (hub id, folder or random:<preset>) or a run directory."""
+    set_cpu_threads()
+    if (Path(source) / "config.json").exists() and (Path(source) / "split.csv").exists():
+        from plmcore.predict import load_run
+
+        return Embedder.from_run(load_run(source, device=device), pooling)
+    return Embedder.from_backbone(load_backbone(source, trust_remote_code=trust_remote_code), pooling, device)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def save_embeddings(path: Path | str, ids: list[str], X: np.ndarray) -> Path:
+    """HDF5 (.h5/.hdf5: one dataset per id) or .npy with the ids in a sidecar .ids.txt."""
+    path = Path(path)
+    if path.suffix in (".h5", ".hdf5"):
+        import h5py
+
+        with h5py.File(path, "w") as f:
+            for i, x in zip(ids, X):
+                f.create_dataset(_h5_name(i), data=x)
+    elif path.suffix == ".npy":
+        np.save(path, X)
+        path.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n")
+    else:
+        raise ValueError(f"{path}: use a .h5, .hdf5 or .npy file name")
+    return path
+
+
+def _h5_name(record_id: str) -> str:
+    # '/' would create nested groups in HDF5
+    return record_id.replace("/", "_")
+
+
+def embed_to_hdf5(embedder: Embedder, ids: list[str], sequences: list[str], path: Path | str, *,
+                  max_tokens: int = 16384, chunk: int = 4096, progress: Progress = None,
+                  layout: str = "matrix") -> Path:
+    """Stream embeddings to HDF5 without holding them all in memory.
+
+    layout="matrix": datasets `embeddings` (n, hidden) and `ids`; "per-id": one dataset per id.
+    Sequences are processed `chunk` at a time, each chunk length-sorted internally.
+    """
+    import h5py
+
+    path = Path(path)
+    n = len(sequences)
+    with h5py.File(path, "w") as f:
+        if layout == "matrix":
+            dset = f.create_dataset("embeddings", (n, embedder.hidden), dtype="float32",
+                                    chunks=(min(n, 1024) or 1, embedder.hidden))
+            f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
+        done = 0
+        for start in range(0, n, chunk):
+            part = sequences[start:start + chunk]
+            buf = np.zeros((len(part), embedder.hidden), dtype=np.float32)
+            for idx, emb in embedder.batches(part, max_tokens):
+                buf[idx] = emb
+                done += len(idx)
+                if progress:
+                    progress(done, n)
+            if layout == "matrix":
+                dset[start:start + len(part)] = buf
+            else:
+                for j, e in enumerate(buf):
+                    f.create_dataset(_h5_name(ids[start + j]), data=e)
+    return path
+
+
+def read_hdf5(path: Path | str) -> tuple[list[str], np.ndarray]:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if "embeddings" in f:
+            return [i.decode() if isinstance(i, bytes) else i for i in f["ids"][:]], f["embeddings"][:]
+        ids = list(f.keys())
+        return ids, np.stack([f[i][:] for i in ids])
+
+
+# --------------------------------------------------------------------------- cache
+
+
+def cache_key(identity: str, sequences: list[str]) -> str:
+    h = hashlib.sha256(identity.encode())
+    for s in sequences:
+        h.update(s.encode())
+        h.update(b"\n")
+    return h.hexdigest()[:32]
+
+
+class EmbeddingCache:
+    """Embeddings on disk, keyed by (model identity, pooling, sequences): a repeat never loads the model."""
+
+    def __init__(self, folder: Path | str | None = None):
+        from plmcore.runs import workspace
+
+        self.folder = Path(folder) if folder else workspace() / "cache" / "embeddings"
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.npy"
+
+    def get(self, key: str) -> np.ndarray | None:
+        p = self.path(key)
+        return np.load(p) if p.exists() else None
+
+    def put(self, key: str, X: np.ndarray, meta: dict | None = None) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.npy"
+        np.save(tmp, X)
+        os.replace(tmp, self.path(key))
+        if meta:
+            (self.folder / f"{key}.json").write_text(json.dumps(meta))
+
+
+def model_identity(source: str, pooling: str) -> str:
+    """What makes embeddings differ, known without loading the model."""
+    if (Path(source) / "split.csv").exists():
+        head = Path(source) / "best" / "head.safetensors"
+        stamp = f"{head.stat().st_mtime_ns}" if head.exists() else "none"
+        return f"run:{Path(source).resolve()}:{stamp}:{pooling}"
+    return f"base:{_source_identity(source)}:{pooling}"
+
+
+def cached_embeddings(source: str, sequences: list[str], *, pooling: str = "mean",
+                      cache: EmbeddingCache | None = None, progress: Progress = None,
+                      embedder_factory: Callable[[], Embedder] | None = None) -> tuple[np.ndarray, bool]:
+    """Embeddings from the cache, or computed and cached; returns (X, was_cached)."""
+    cache = cache or EmbeddingCache()
+    key = cache_key(model_identity(source, pooling), sequences)
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, True
+    embedder = embedder_factory() if embedder_factory else load_embedder(source, pooling=pooling)
+    X = embedder.embed(sequences, progress=progress)
+    cache.put(key, X, {"source": source, "pooling": pooling, "n": len(sequences)})
+    return X, False
+
+
+# --------------------------------------------------------------------------- projections
+
+PROJECTIONS = ("umap", "tsne", "pca")
+
+
+def project(X: np.ndarray, method: str = "umap", n_components: int = 2, *, seed: int = 0,
+            n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
+            perplexity: float = 30.0) -> np.ndarray:
+    """2D/3D coordinates by UMAP, t-SNE or PCA."""
+    from plmcore.errors import ConfigError
+
+    X = np.asarray(X, dtype=np.float32)
+    n = len(X)
+    if method not in PROJECTIONS:
+        raise ConfigError(f"projection {method!r}; use one of {', '.join(PROJECTIONS)}")
+    if n_components not in (2, 3):
+        raise ConfigError(f"n_components={n_components}; use 2 or 3")
+    if n < n_components + 2:
+        raise ConfigError(f"{n} sequences are too few to project; give at least {n_components + 2}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=n_components, random_state=seed).fit_transform(X)
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        perp = min(perplexity, max(1.0, (n - 1) / 3))
+        return TSNE(n_components=n_components, perplexity=perp, random_state=seed, init="pca").fit_transform(X)
+    import umap
+
+    nn_ = max(2, min(n_neighbors, n - 1))
+    reducer = umap.UMAP(n_components=n_components, n_neighbors=nn_, min_dist=min_dist, metric=metric,
+                        random_state=seed)
+    return reducer.fit_transform(X)

@@ -1,0 +1,542 @@
+"""LoRA fine-tuning. Reads a run directory's config.json and split.csv, writes everything else.
+
+The loop is a plain PyTorch loop driven by HF Accelerate, so the same code runs on a CPU, one
+GPU, or several GPUs under `accelerate launch` / `torchrun` with no distribution code here.
+Sequences are tokenised once, and batches are padded only to their own longest member.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import random
+import signal
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from plmcore import data as D
+from plmcore.classifier import (
+    Batch,
+    SequenceClassifier,
+    build_classifier,
+    length_batches,
+    load_weights,
+    make_batch,
+    save_weights,
+)
+from plmcore.config import TrainConfig
+from plmcore.errors import ConfigError, PlmcoreError, RunError, SequenceTooLongError
+from plmcore.metrics import compute_metrics, evaluation_report
+from plmcore.models import count_parameters, load_backbone, set_cpu_threads
+from plmcore.runs import RunDir, new_run_dir, write_json
+
+log = logging.getLogger("plmcore.train")
+
+
+class Cancelled(Exception):
+    """Raised inside the loop after SIGTERM, once the checkpoint is safe."""
+
+
+# --------------------------------------------------------------------------- preparing a run
+
+
+def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None, list]:
+    """Read the training (and optional test) data a DataSpec names; return tables and warnings."""
+    if spec.label_source == "files":
+        if not spec.class_files:
+            raise ConfigError("label_source='files' needs class_files: one (class, path) pair per class")
+        table = D.read_labelled_files(dict(spec.class_files))
+    else:
+        if not spec.train:
+            raise ConfigError("no training data: give at least one file (CLI: --train FILE)")
+        kw = dict(label_source=spec.label_source, label_column=spec.label_column,
+                  id_column=spec.id_column, sequence_column=spec.sequence_column)
+        table = pd.concat([D.read_table(p, **kw) for p in spec.train], ignore_index=True)
+    test = None
+    if spec.test:
+        kw = dict(label_source="column" if spec.label_source == "column" else "header",
+                  label_column=spec.label_column, id_column=spec.id_column,
+                  sequence_column=spec.sequence_column)
+        test = D.read_table(spec.test, **kw)
+    return table, test, []
+
+
+def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
+    """Read, validate and split the data of a config; return the split table and the warnings."""
+    spec = config.data
+    table, test, _ = read_labelled(spec)
+    vkw = dict(max_length=config.max_length, too_long=config.too_long)
+    report = D.validate(table, **vkw)
+    report.raise_for_errors()
+    warnings = list(report.warnings)
+    test_clean = None
+    if test is not None:
+        test_report = D.validate(test, min_classes=1, **vkw)
+        test_report.raise_for_errors()
+        warnings += test_report.warnings
+        test_clean = test_report.table
+    split = D.split_table(
+        report.table, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
+        seed=spec.split_seed, stratify=spec.stratify, test_table=test_clean,
+    )
+    return split, warnings
+
+
+def create_run(config: TrainConfig, split: pd.DataFrame | None = None, *, run_dir=None, root=None) -> RunDir:
+    """Write a new run directory (config.json, split.csv, status queued), ready for a worker."""
+    if split is None:
+        split, warnings = prepare_split(config)
+    else:
+        warnings = []
+    run = RunDir(run_dir) if run_dir else new_run_dir(root, config.model)
+    run.path.mkdir(parents=True, exist_ok=True)
+    if run.exists() and run.status().get("state") not in (None, "unknown"):
+        raise RunError(f"{run.path} already holds a run; choose a new --run-dir or add --resume")
+    config.save(run.config_path)
+    D.save_split(split, run.split_path)
+    run.write_status("queued", created_at=time.time(),
+                     warnings=[w.message for w in warnings])
+    return run
+
+
+# --------------------------------------------------------------------------- batching
+
+
+class EpochBatches(torch.utils.data.Sampler):
+    """Shuffled batches, seeded per epoch, grouped by length so little padding is computed.
+
+    Deterministic from (seed, epoch), so a resumed run replays the same order and skips the
+    batches it had already done.
+    """
+
+    def __init__(self, lengths, batch_size: int, seed: int):
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+        self.skip = 0
+
+    def batches(self, epoch: int) -> list[list[int]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        idx = rng.permutation(len(self.lengths))
+        if len(np.unique(self.lengths)) > 1:
+            # sort inside chunks of 50 batches: near-equal lengths per batch, still random
+            chunk = self.batch_size * 50
+            parts = [idx[i:i + chunk] for i in range(0, len(idx), chunk)]
+            idx = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in parts])
+        out = [idx[i:i + self.batch_size].tolist() for i in range(0, len(idx), self.batch_size)]
+        order = rng.permutation(len(out))
+        return [out[i] for i in order]
+
+    def __iter__(self):
+        yield from self.batches(self.epoch)[self.skip:]
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.lengths) / self.batch_size) - self.skip
+
+
+@dataclass
+class Encoded:
+    tokens: list[np.ndarray]
+    labels: np.ndarray
+    ids: list[str]
+
+
+class _Collate:
+    def __init__(self, enc: Encoded, encoder):
+        self.enc, self.encoder = enc, encoder
+
+    def __call__(self, idx: list[int]):
+        batch = make_batch([self.enc.tokens[i] for i in idx], self.encoder)
+        return batch, torch.from_numpy(self.enc.labels[idx])
+
+
+def predict_logits(model: SequenceClassifier, tokens: list[np.ndarray], encoder, device,
+                   max_tokens: int, autocast=None, progress=None) -> np.ndarray:
+    """Logits for every sequence, batched by length, returned in input order."""
+    model.eval()
+    out = np.zeros((len(tokens), model.head.out_proj.out_features), dtype=np.float32)
+    lengths = [len(t) for t in tokens]
+    done = 0
+    with torch.inference_mode():
+        for idx in length_batches(lengths, max_tokens):
+            batch = make_batch([tokens[i] for i in idx], encoder).to(device)
+            ctx = autocast() if autocast else _nullcontext()
+            with ctx:
+                logits = model(batch)
+            out[idx] = logits.float().cpu().numpy()
+            done += len(idx)
+            if progress:
+                progress(done, len(tokens))
+    return out
+
+
+class _nullcontext:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def mixed_precision(config: TrainConfig, device_type: str) -> str:
+    """'no' on CPU (bf16 there is far slower than fp32); bf16 or fp16 autocast on a GPU."""
+    if config.precision == "fp32" or device_type != "cuda":
+        if config.precision in ("bf16", "fp16") and device_type == "cpu":
+            log.warning("precision=%s ignored on CPU: half precision is only used on a GPU", config.precision)
+        return "no"
+    if config.precision in ("bf16", "fp16"):
+        return config.precision
+    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _fit_lengths(table: pd.DataFrame, limit: int, policy: str) -> pd.DataFrame:
+    too_long = table["sequence"].str.len() > limit
+    if not too_long.any():
+        return table
+    names = ", ".join(f"{i} ({n} residues)" for i, n in
+                      zip(table.loc[too_long, "id"][:5], table.loc[too_long, "sequence"].str.len()[:5]))
+    if policy == "error":
+        raise SequenceTooLongError(
+            f"{int(too_long.sum())} sequence(s) are longer than the model's limit of {limit} residues: "
+            f"{names}. Fix: shorten them (e.g. cut windows around the sites) or set too_long=truncate."
+        )
+    log.warning("Truncated %d sequence(s) to the model's limit of %d residues: %s",
+                int(too_long.sum()), limit, names)
+    table = table.copy()
+    table.loc[too_long, "sequence"] = table.loc[too_long, "sequence"].str[:limit]
+    return table
+
+
+def _setup_logging(run: RunDir) -> logging.Handler:
+    handler = logging.FileHandler(run.log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("plmcore")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    return handler
+
+
+def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = False) -> dict:
+    """Train the run in `run_dir` to the end; return its final status.
+
+    SIGTERM stops it cleanly: the last checkpoint is saved and the status becomes `cancelled`.
+    Any other failure leaves status `failed` with the reason, and the log.
+    """
+    run = RunDir(run_dir).require()
+    handler = _setup_logging(run)
+    stop = {"flag": False}
+
+    def on_term(signum, frame):
+        stop["flag"] = True
+        log.info("Stop requested (signal %d); saving a checkpoint", signum)
+
+    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
+    run.write_status("running", pid=os.getpid(), started_at=time.time(), ended_at=None, error=None)
+    try:
+        status = _train(run, run.config(), resume, stop, progress)
+    except Cancelled:
+        status = run.write_status("cancelled", ended_at=time.time())
+        log.info("Run cancelled; checkpoint kept in %s", run.checkpoint_dir)
+    except BaseException as exc:  # noqa: BLE001 - record every failure before re-raising
+        message = str(exc) if isinstance(exc, PlmcoreError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted (Ctrl-C); the last checkpoint is kept"
+        log.error("Run failed: %s\n%s", message, traceback.format_exc())
+        run.write_status("failed", ended_at=time.time(), error=message)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        logging.getLogger("plmcore").removeHandler(handler)
+        handler.close()
+    return status
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool) -> dict:
+    from accelerate import Accelerator
+    from transformers import get_scheduler
+
+    t_start = time.time()
+    threads = set_cpu_threads(config.threads)
+    _seed_everything(config.seed)
+    table = D.load_split(run.split_path)
+    train_rows = table[table["split"] == "train"]
+    classes = D.classes_of(table["label"])
+    if len(D.classes_of(train_rows["label"])) < 2:
+        raise ConfigError("the training split holds a single class; nothing can be learned")
+    positive = D.positive_class(classes)
+    info = D.window_info(train_rows)
+    write_json(run.labels_path, {
+        "classes": classes, "positive": positive, "window_length": info["length"],
+        "aligned": info["aligned"], "center_residues": info["center_residues"],
+    })
+
+    log.info("Loading %s", config.model)
+    backbone = load_backbone(config.model, trust_remote_code=config.trust_remote_code, family=config.family)
+    limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
+    table = _fit_lengths(table, limit, config.too_long)
+    encoder = backbone.encoder
+    model = build_classifier(backbone, len(classes), config)
+    trainable, total = count_parameters(model)
+    log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{trainable:,}", f"{total:,}",
+             100 * trainable / total)
+
+    def encode(split: str) -> Encoded:
+        rows = table[table["split"] == split]
+        return Encoded(encoder.encode(rows["sequence"].tolist()),
+                       np.array([classes.index(v) for v in rows["label"]], dtype=np.int64),
+                       rows["id"].tolist())
+
+    train_set, val_set, test_set = encode("train"), encode("val"), encode("test")
+    sampler = EpochBatches([len(t) for t in train_set.tokens], config.batch_size, config.seed)
+    loader = torch.utils.data.DataLoader(
+        list(range(len(train_set.tokens))), batch_sampler=sampler, collate_fn=_Collate(train_set, encoder)
+    )
+
+    device_hint = config.device
+    accelerator = Accelerator(
+        cpu=device_hint == "cpu",
+        mixed_precision=mixed_precision(config, "cuda" if (device_hint != "cpu" and torch.cuda.is_available()) else "cpu"),
+        gradient_accumulation_steps=config.grad_accum,
+    )
+    device = accelerator.device
+    log.info("Device %s, precision %s, %d CPU threads", device, accelerator.mixed_precision, threads)
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
+    batches_per_epoch = len(loader)  # per process, after sharding across GPUs
+    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
+    total_steps = config.max_steps or steps_per_epoch * config.epochs
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    scheduler = get_scheduler(
+        config.schedule if config.schedule != "constant" else "constant_with_warmup", optimizer,
+        num_warmup_steps=int(config.warmup_ratio * total_steps), num_training_steps=total_steps,
+    )
+    unwrapped: SequenceClassifier = accelerator.unwrap_model(model)
+
+    counts = np.bincount(train_set.labels, minlength=len(classes))
+    weight = None
+    if config.class_weights == "balanced":
+        weight = torch.tensor(len(train_set.labels) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32)
+        log.info("Class weights: %s", dict(zip(classes, weight.round(decimals=3).tolist())))
+    loss_fn = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
+
+    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "bad_evals": 0}
+    if resume and (run.checkpoint_dir / "trainer_state.pt").exists():
+        state = _load_checkpoint(run, unwrapped, optimizer, scheduler, state)
+        log.info("Resumed from step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch"])
+    elif resume:
+        log.info("No checkpoint to resume from; starting from the beginning")
+
+    is_main = accelerator.is_main_process
+    meta = {"classes": classes, "positive": positive, "model": config.model, "pooling": config.pooling}
+    run.write_status("running", total_steps=total_steps, step=state["step"], epochs=epochs,
+                     trainable_parameters=trainable, total_parameters=total,
+                     device=str(device), precision=accelerator.mixed_precision)
+
+    bar = None
+    if show_progress and is_main:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total_steps, initial=state["step"], unit="step", desc="training", dynamic_ncols=True)
+
+    def evaluate(split: Encoded) -> dict:
+        logits = predict_logits(unwrapped, split.tokens, encoder, device, config.eval_batch_tokens,
+                                accelerator.autocast)
+        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(split.labels),
+                                                 weight=weight))
+        m = compute_metrics(split.labels, softmax(logits), positive_index=classes.index(positive)
+                            if positive else 1)
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in m.items()
+                                     if k not in ("tp", "fp", "tn", "fn")}}
+
+    def save_checkpoint() -> None:
+        if not is_main:
+            return
+        tmp = run.path / "checkpoint.tmp"
+        if tmp.exists():
+            import shutil
+
+            shutil.rmtree(tmp)
+        save_weights(unwrapped, tmp, meta)
+        torch.save({
+            **state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }, tmp / "trainer_state.pt")
+        old = run.path / "checkpoint.old"
+        if run.checkpoint_dir.exists():
+            os.replace(run.checkpoint_dir, old)
+        os.replace(tmp, run.checkpoint_dir)
+        if old.exists():
+            import shutil
+
+            shutil.rmtree(old)
+
+    better = (lambda a, b: a < b) if config.metric_mode == "min" else (lambda a, b: a > b)
+    window_loss, window_n, window_t = 0.0, 0, time.time()
+    stopped_early = False
+    for epoch in range(state["epoch"], epochs):
+        sampler.epoch, sampler.skip = epoch, state["batch"] if epoch == state["epoch"] else 0
+        model.train()
+        for batch, labels in loader:
+            with accelerator.accumulate(model):
+                logits = model(batch)
+                loss = loss_fn(logits.float(), labels)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients:
+                    accelerator.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+            state["batch"] += 1
+            window_loss += float(loss.detach()) * len(labels)
+            window_n += len(labels)
+            if accelerator.sync_gradients:
+                scheduler.step()
+                state["step"] += 1
+                if bar:
+                    bar.update(1)
+                if state["step"] % config.logging_steps == 0 or state["step"] == total_steps:
+                    now = time.time()
+                    record = {
+                        "kind": "train", "step": state["step"],
+                        "epoch": round(epoch + state["batch"] / batches_per_epoch, 4),
+                        "train_loss": window_loss / max(1, window_n),
+                        "learning_rate": scheduler.get_last_lr()[0],
+                        "elapsed_s": round(now - t_start, 3),
+                        "samples_per_s": round(window_n / max(now - window_t, 1e-9), 2),
+                    }
+                    if is_main:
+                        run.append_metrics(record)
+                        run.write_status("running", step=state["step"], epoch=record["epoch"],
+                                         elapsed_s=record["elapsed_s"], train_loss=record["train_loss"])
+                        if bar:
+                            bar.set_postfix(loss=f"{record['train_loss']:.4f}")
+                    window_loss, window_n, window_t = 0.0, 0, time.time()
+            if stop["flag"]:
+                save_checkpoint()
+                raise Cancelled()
+            if state["step"] >= total_steps:
+                break
+        state["epoch"], state["batch"] = epoch + 1, 0
+
+        if len(val_set.tokens):
+            scores = evaluate(val_set)
+            key = config.early_stopping_metric if config.early_stopping_metric == "val_loss" \
+                else f"val_{config.early_stopping_metric}"
+            value = scores.get(key, float("nan"))
+            improved = state["best"] is None or (not math.isnan(value) and better(value, state["best"]))
+            if improved:
+                state.update(best=value, best_step=state["step"], bad_evals=0)
+                if is_main:
+                    save_weights(unwrapped, run.best_dir, {**meta, "step": state["step"], key: value})
+            else:
+                state["bad_evals"] += 1
+            if is_main:
+                run.append_metrics({"kind": "eval", "split": "val", "step": state["step"],
+                                    "epoch": epoch + 1, "elapsed_s": round(time.time() - t_start, 3),
+                                    **scores, "best": improved})
+                run.write_status("running", best_metric_name=key, best_metric=state["best"],
+                                 best_step=state["best_step"])
+            log.info("epoch %d step %d: %s", epoch + 1, state["step"],
+                     " ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+            if config.patience and state["bad_evals"] >= config.patience:
+                log.info("Early stop: %s did not improve for %d evaluations", key, config.patience)
+                stopped_early = True
+        if (epoch + 1) % config.checkpoint_every_epochs == 0 or stopped_early or state["step"] >= total_steps:
+            save_checkpoint()
+        if stop["flag"]:
+            raise Cancelled()
+        if stopped_early or state["step"] >= total_steps:
+            break
+    if bar:
+        bar.close()
+
+    # final: the best model (or the last one without a validation split) scores val and test
+    if run.best_dir.exists() and len(val_set.tokens):
+        load_weights(unwrapped, run.best_dir)
+    elif is_main:
+        save_weights(unwrapped, run.best_dir, {**meta, "step": state["step"]})
+    result = {"best_metric": state["best"], "best_step": state["best_step"], "stopped_early": stopped_early}
+    if is_main:
+        for name, split in (("val", val_set), ("test", test_set)):
+            if not len(split.tokens):
+                continue
+            probs = softmax(predict_logits(unwrapped, split.tokens, encoder, device, config.eval_batch_tokens,
+                                           accelerator.autocast))
+            write_predictions(run.predictions_path(name), split.ids, table[table["split"] == name]["sequence"],
+                              [classes[i] for i in split.labels], probs, classes)
+            if name == "test":
+                report = evaluation_report(split.labels, probs, classes, positive=positive, seed=config.seed)
+                report["model"] = config.model
+                write_json(run.report_path, report)
+                result.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"),
+                              test_accuracy=report["metrics"]["accuracy"])
+        status = run.write_status("finished", ended_at=time.time(), step=state["step"],
+                                  duration_s=round(time.time() - t_start, 2), **result)
+        log.info("Finished in %.1f s", time.time() - t_start)
+        return status
+    return result
+
+
+def write_predictions(path: Path, ids, sequences, labels, probs: np.ndarray, classes: list[str]) -> None:
+    df = pd.DataFrame({"id": list(ids), "sequence": list(sequences), "label": list(labels)})
+    for j, c in enumerate(classes):
+        df[f"prob_{c}"] = probs[:, j]
+    df["predicted"] = [classes[i] for i in probs.argmax(1)]
+    df.to_csv(path, index=False)
+
+
+def _load_checkpoint(run: RunDir, model, optimizer, scheduler, state: dict) -> dict:
+    load_weights(model, run.checkpoint_dir)
+    saved = torch.load(run.checkpoint_dir / "trainer_state.pt", weights_only=False)
+    optimizer.load_state_dict(saved.pop("optimizer"))
+    scheduler.load_state_dict(saved.pop("scheduler"))
+    rng = saved.pop("rng")
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["python"])
+    state.update({k: saved[k] for k in state if k in saved})
+    return state
+
+
+def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False) -> RunDir:
+    """Prepare a run from `config` and train it in this process (the CLI and tests use this)."""
+    run = create_run(config, run_dir=run_dir, root=root)
+    train_run(run.path, progress=progress)
+    return run
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit("use: python -m plmcore train --help")

@@ -1,0 +1,729 @@
+"""Tests for plmcore.data: reading, validating, splitting and windowing sequences."""
+
+from __future__ import annotations
+
+import gzip
+import re
+import warnings
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from plmcore.data import (
+    AMINO_ACIDS,
+    PAD_CHAR,
+    VALID_RESIDUES,
+    ValidationReport,
+    accession_of,
+    classes_of,
+    load_split,
+    parse_fasta_text,
+    parse_header_label,
+    positive_class,
+    read_labelled_files,
+    read_table,
+    save_split,
+    site_window,
+    split_table,
+    validate,
+    window_info,
+)
+from plmcore.errors import (
+    ConfigError,
+    ConflictingLabelError,
+    DataError,
+    DuplicateIdError,
+    EmptyInputError,
+    InvalidSequenceError,
+    LabelError,
+    RegressionTargetError,
+    RunError,
+    SequenceTooLongError,
+    SingleClassError,
+)
+
+SEQ_A = "MKTAYIAKQRQISFVKSHFSRQ"
+SEQ_B = "GSHMLEDPVDAFQLGNHWRPAE"
+SEQ_C = "PEPTIDEWINDQWERTYASDFG"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def fasta(records: list[tuple[str, str]]) -> str:
+    return "".join(f">{header}\n{seq}\n" for header, seq in records)
+
+
+def two_class_fasta(tmp_path: Path, extra: list[tuple[str, str]], name: str = "in.fasta") -> Path:
+    base = [("a LABEL=1", SEQ_A), ("b LABEL=0", SEQ_B)]
+    return write(tmp_path / name, fasta(base + extra))
+
+
+def checked(path: Path, **kwargs: object) -> ValidationReport:
+    return validate(read_table(path), **kwargs)  # type: ignore[arg-type]
+
+
+def codes(issues: list) -> list[str]:
+    return [issue.code for issue in issues]
+
+
+def toy_table(n_per_class: int = 50, classes: tuple[str, ...] = ("0", "1")) -> pd.DataFrame:
+    rows = []
+    for k, label in enumerate(classes):
+        for i in range(n_per_class):
+            # Distinct valid sequences: the class and the index spelled in residues.
+            code = AMINO_ACIDS[k % 20] + AMINO_ACIDS[i % 20] + AMINO_ACIDS[i // 20 % 20]
+            rows.append(
+                {
+                    "id": f"c{label}_{i}",
+                    "sequence": code + SEQ_A,
+                    "label": label,
+                    "source": f"toy.fasta:{len(rows) * 2 + 1}",
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- real data
+
+
+def test_dephos_train_reads_and_validates(shared_data: Path) -> None:
+    table = read_table(shared_data / "dephos_Y" / "train_sequences.fasta")
+    assert len(table) == 201
+    assert classes_of(table["label"]) == ["0", "1"]
+    assert (table["label"] == "1").sum() == 101
+    report = validate(table)
+    assert report.ok and report.errors == [] and report.warnings == []
+    assert window_info(report.table) == {"aligned": True, "length": 33, "center_residues": ["Y"]}
+    assert table["source"].iloc[1].endswith("train_sequences.fasta:3")
+    accessions = [accession_of(rid) for rid in table["id"]]
+    assert all(accessions)
+    assert accessions[0] == "Q9UQC2"
+    assert positive_class(classes_of(table["label"])) == "1"
+
+
+def test_dephos_split_with_user_test_table(shared_data: Path) -> None:
+    train = validate(read_table(shared_data / "dephos_Y" / "train_sequences.fasta")).table
+    test = validate(read_table(shared_data / "dephos_Y" / "test_sequences.fasta")).table
+    assert len(test) == 50
+    split = split_table(train, val_fraction=0.1, test_table=test)
+    assert split["split"].value_counts().to_dict() == {"train": 181, "val": 20, "test": 50}
+
+
+# --------------------------------------------------------------------------- headers
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        ("sp|P20963|CD3Z_HUMAN%126%142 LABEL=1", ("sp|P20963|CD3Z_HUMAN%126%142", "1")),
+        ("seq1 label=pos some description", ("seq1", "pos")),
+        ("seq1 Class=kinase;source=x", ("seq1", "kinase")),
+        ("seq2|label=neg", ("seq2", "neg")),
+        ("seq7|pos", ("seq7", "pos")),
+        ("seq7 desc|neg", ("seq7", "neg")),
+        ("sp|P20963|CD3Z_HUMAN", ("sp|P20963|CD3Z_HUMAN", None)),
+        (
+            "tr|A0A024R161|A0A024R161_HUMAN Guanine nucleotide",
+            ("tr|A0A024R161|A0A024R161_HUMAN", None),
+        ),
+        ("seq3 just a description", ("seq3", None)),
+        ("seq4|two words", ("seq4|two", None)),
+        (">seq5 LABEL=0", ("seq5", "0")),
+    ],
+)
+def test_parse_header_label(header: str, expected: tuple[str, str | None]) -> None:
+    assert parse_header_label(header) == expected
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def test_multiline_fasta_is_joined_and_sourced(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "multi.fa",
+        "\n>p1 LABEL=1\nMKTAY\nIAKQR \n\nQISF\n>p2 LABEL=0\r\nGSH MLE\r\n",
+    )
+    table = read_table(path, display_name="upload.fa")
+    assert list(table.columns) == ["id", "sequence", "label", "source"]
+    assert table["sequence"].tolist() == ["MKTAYIAKQRQISF", "GSHMLE"]
+    assert table["id"].tolist() == ["p1", "p2"]
+    assert table["source"].tolist() == ["upload.fa:2", "upload.fa:7"]
+
+
+def test_gzipped_fasta(tmp_path: Path) -> None:
+    path = tmp_path / "in.fasta.gz"
+    path.write_bytes(gzip.compress(fasta([("a LABEL=1", SEQ_A), ("b LABEL=0", SEQ_B)]).encode()))
+    table = read_table(path)
+    assert table["sequence"].tolist() == [SEQ_A, SEQ_B]
+    assert table["label"].tolist() == ["1", "0"]
+
+
+def test_fasta_label_sources(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [])
+    assert read_table(path, label_source="none")["label"].tolist() == [None, None]
+    assert read_table(path, label_source="fixed", label="x")["label"].tolist() == ["x", "x"]
+    with pytest.raises(ConfigError, match="label_source='column'"):
+        read_table(path, label_source="column")
+    with pytest.raises(ConfigError, match="label_source='guess'"):
+        read_table(path, label_source="guess")
+    with pytest.raises(ConfigError, match="needs a class name"):
+        read_table(path, label_source="fixed")
+
+
+def test_text_before_first_header_names_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "bad.fasta", "MKTAYIAKQR\n>a LABEL=1\nMKT\n")
+    with pytest.raises(DataError, match=r"bad\.fasta:1: text before the first '>'"):
+        read_table(path)
+
+
+@pytest.mark.parametrize("content", ["", "\n  \n"])
+def test_empty_file_names_the_file(tmp_path: Path, content: str) -> None:
+    path = write(tmp_path / "empty.fasta", content)
+    with pytest.raises(EmptyInputError, match=r"my_upload\.fasta holds no records"):
+        read_table(path, display_name="my_upload.fasta")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="File not found"):
+        read_table(tmp_path / "nope.fasta")
+
+
+def test_csv_auto_detected_columns(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "in.csv",
+        f"Name,Sequence,Label,organism,source\nx1,{SEQ_A},1,human,lab\n\nx2, {SEQ_B} ,0,mouse,db\n",
+    )
+    table = read_table(path)
+    assert table["id"].tolist() == ["x1", "x2"]
+    assert table["sequence"].tolist() == [SEQ_A, SEQ_B]
+    assert table["label"].tolist() == ["1", "0"]
+    assert table["organism"].tolist() == ["human", "mouse"]
+    # A user column named like one of ours is kept under another name.
+    assert table["source_original"].tolist() == ["lab", "db"]
+    assert table["source"].tolist() == [f"{path}:2", f"{path}:4"]
+
+
+def test_csv_chosen_columns_and_generated_ids(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", f"pep,activity,note\n{SEQ_A},high,a\n{SEQ_B},low,b\n")
+    table = read_table(path, sequence_column="pep", label_column="activity")
+    assert table["id"].tolist() == ["row1", "row2"]
+    assert table["label"].tolist() == ["high", "low"]
+    assert table["note"].tolist() == ["a", "b"]
+    assert "pep" not in table.columns
+
+
+def test_tsv_and_semicolon_csv(tmp_path: Path) -> None:
+    tsv = write(tmp_path / "in.tsv", f"entry\twindow\tclass\nq1\t{SEQ_A}\tpos\nq2\t{SEQ_B}\tneg\n")
+    table = read_table(tsv, label_source="column")
+    assert table[["id", "sequence", "label"]].values.tolist() == [
+        ["q1", SEQ_A, "pos"],
+        ["q2", SEQ_B, "neg"],
+    ]
+    semi = write(tmp_path / "excel.csv", f"id;sequence;label\nq1;{SEQ_A};1\n")
+    assert read_table(semi)["label"].tolist() == ["1"]
+
+
+def test_unknown_extension_is_sniffed(tmp_path: Path) -> None:
+    as_fasta = write(tmp_path / "upload.txt", fasta([("a LABEL=1", SEQ_A)]))
+    assert read_table(as_fasta)["sequence"].tolist() == [SEQ_A]
+    as_tsv = write(tmp_path / "upload.dat", f"id\tseq\tlabel\na\t{SEQ_A}\t1\n")
+    assert read_table(as_tsv)["label"].tolist() == ["1"]
+
+
+def test_csv_without_sequence_column(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", "id,residues,label\na,MKT,1\n")
+    with pytest.raises(DataError, match=r"no sequence column.*'residues'.*sequence_column"):
+        read_table(path)
+    with pytest.raises(DataError, match="no column 'aa'"):
+        read_table(path, sequence_column="aa")
+
+
+def test_csv_missing_label_column_lists_columns(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", f"id,sequence,activity\na,{SEQ_A},1\n")
+    with pytest.raises(LabelError, match=r"no column 'target'.*'activity'"):
+        read_table(path, label_column="target")
+    with pytest.raises(LabelError, match=r"no label column found.*'activity'"):
+        read_table(path)
+    assert read_table(path, label_source="none")["label"].tolist() == [None]
+
+
+def test_csv_header_only_and_ragged_rows(tmp_path: Path) -> None:
+    with pytest.raises(EmptyInputError, match=r"head\.csv holds no records"):
+        read_table(write(tmp_path / "head.csv", "id,sequence,label\n"))
+    ragged = write(tmp_path / "ragged.csv", f"id,sequence,label\na,{SEQ_A},1\nb,MKT,0,extra\n")
+    with pytest.raises(DataError, match=r"ragged\.csv:3: this row has 4 fields"):
+        read_table(ragged)
+
+
+def test_binary_upload_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "book.xlsx"
+    path.write_bytes(b"PK\x03\x04\x00\x00binary")
+    with pytest.raises(DataError, match="binary file"):
+        read_table(path)
+
+
+def test_one_file_per_class(tmp_path: Path) -> None:
+    pos = write(tmp_path / "p.fasta", fasta([("a", SEQ_A), ("b LABEL=ignored", SEQ_C)]))
+    neg = write(tmp_path / "n.csv", f"id,sequence\nc,{SEQ_B}\n")
+    table = read_labelled_files(
+        {"phospho": pos, "other": neg}, display_names={"phospho": "positives.fasta"}
+    )
+    assert table["label"].tolist() == ["phospho", "phospho", "other"]
+    assert table["source"].tolist() == ["positives.fasta:1", "positives.fasta:3", f"{neg}:2"]
+    assert validate(table).ok
+    with pytest.raises(ConfigError, match="one file per class"):
+        read_labelled_files({})
+
+
+def test_parse_fasta_text() -> None:
+    table = parse_fasta_text(">a LABEL=1\nMKT\nAYI\n>b\nGSH\n")
+    assert table["sequence"].tolist() == ["MKTAYI", "GSH"]
+    assert table["label"].tolist() == ["1", None]
+    assert table["source"].tolist() == ["pasted:1", "pasted:4"]
+    plain = parse_fasta_text("\nMKT AYI\n\ngshmle\n", display_name="box")
+    assert plain["id"].tolist() == ["seq1", "seq2"]
+    assert plain["sequence"].tolist() == ["MKTAYI", "gshmle"]
+    assert plain["source"].tolist() == ["box:2", "box:4"]
+    with pytest.raises(EmptyInputError, match="box: no sequences"):
+        parse_fasta_text("  \n", display_name="box")
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def test_empty_table_is_an_error() -> None:
+    report = validate(pd.DataFrame(columns=["id", "sequence", "label", "source"]))
+    assert codes(report.errors) == ["empty"]
+    with pytest.raises(EmptyInputError, match="no sequences"):
+        report.raise_for_errors()
+
+
+def test_empty_sequence(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("blank LABEL=1", "")])
+    report = checked(path)
+    assert codes(report.errors) == ["empty_sequence"]
+    with pytest.raises(
+        InvalidSequenceError, match=rf"'blank' \({re.escape(str(path))}:5\) is empty"
+    ):
+        report.raise_for_errors()
+
+
+def test_invalid_characters_name_chars_and_positions(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("bad LABEL=1", "MK1TJAY*QR")])
+    report = checked(path)
+    assert codes(report.errors) == ["invalid_characters"]
+    issue = report.errors[0]
+    assert issue.record_id == "bad"
+    assert issue.location == f"{path}:5"
+    with pytest.raises(InvalidSequenceError, match=r"'bad' \(.*in\.fasta:5\)") as info:
+        report.raise_for_errors()
+    message = str(info.value)
+    assert "'1' at position 3" in message
+    assert "'J' at position 5" in message
+    assert "'*' at position 8" in message
+    assert "stop codon" in message and "write L, I or X" in message
+
+
+def test_missing_label_from_uniprot_header(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("sp|P20963|CD3Z_HUMAN", SEQ_C)])
+    report = checked(path)
+    assert codes(report.errors) == ["missing_label"]
+    with pytest.raises(
+        LabelError, match=r"'sp\|P20963\|CD3Z_HUMAN' \(.*in\.fasta:5\) has no label"
+    ):
+        report.raise_for_errors()
+    assert validate(read_table(path), require_labels=False).ok
+
+
+def test_na_labels_count_as_missing(tmp_path: Path) -> None:
+    path = write(
+        tmp_path / "in.csv", f"id,sequence,label\na,{SEQ_A},1\nb,{SEQ_B},0\nc,{SEQ_C},NA\n"
+    )
+    report = checked(path)
+    assert codes(report.errors) == ["missing_label"]
+    assert report.errors[0].location == f"{path}:4"
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        ["0.1", "2.5", "3", "0.7"],  # any fraction
+        [str(v) for v in range(30)],  # many distinct integers
+    ],
+)
+def test_regression_target_is_refused(tmp_path: Path, values: list[str]) -> None:
+    rows = "".join(f"r{i},{AMINO_ACIDS[i % 20]}{SEQ_A},{v}\n" for i, v in enumerate(values))
+    path = write(tmp_path / "scores.csv", "id,sequence,label\n" + rows)
+    report = checked(path)
+    assert codes(report.errors) == ["regression_target"]
+    with pytest.raises(RegressionTargetError, match=r"regression is not supported.*threshold"):
+        report.raise_for_errors()
+
+
+def test_many_integer_classes_with_repeats_are_not_regression() -> None:
+    table = toy_table(n_per_class=5, classes=tuple(str(c) for c in range(12)))
+    report = validate(table)
+    assert report.ok, report.summary()
+
+
+def test_duplicate_ids_name_both_locations(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("a LABEL=1", SEQ_C)])
+    report = checked(path)
+    assert codes(report.errors) == ["duplicate_id"]
+    pattern = rf"'a' is used by 2 records: {re.escape(str(path))}:1, {re.escape(str(path))}:5"
+    with pytest.raises(DuplicateIdError, match=pattern):
+        report.raise_for_errors()
+
+
+def test_conflicting_labels(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("c LABEL=0", SEQ_A.lower())])
+    report = checked(path)
+    assert codes(report.errors) == ["conflicting_labels"]
+    with pytest.raises(
+        ConflictingLabelError,
+        match=r"identical sequence but different labels: 'a' \(.*in\.fasta:1\) label '1', "
+        r"'c' \(.*in\.fasta:5\) label '0'",
+    ):
+        report.raise_for_errors()
+
+
+def test_single_class(tmp_path: Path) -> None:
+    path = write(tmp_path / "pos.fasta", fasta([("a LABEL=1", SEQ_A), ("b LABEL=1", SEQ_B)]))
+    report = checked(path)
+    assert codes(report.errors) == ["single_class"]
+    with pytest.raises(SingleClassError, match=r"class '1'.*at least 2 classes"):
+        report.raise_for_errors()
+    assert validate(read_table(path), min_classes=1).ok
+
+
+def test_too_long_error(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("long LABEL=1", SEQ_C * 3)])
+    report = checked(path, max_length=30, too_long="error")
+    assert codes(report.errors) == ["too_long"]
+    with pytest.raises(
+        SequenceTooLongError, match=r"'long' \(.*in\.fasta:5\) is 66 residues long.*limit of 30"
+    ):
+        report.raise_for_errors()
+
+
+def test_gaps_error(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("gap LABEL=1", "MKT--AYI"), ("stop LABEL=0", SEQ_C + "*")])
+    report = checked(path, gaps="error")
+    assert codes(report.errors) == ["gaps", "gaps"]
+    assert [issue.record_id for issue in report.errors] == ["gap", "stop"]
+    with pytest.raises(InvalidSequenceError, match=r"'gap' \(.*in\.fasta:5\) contains gaps '-'"):
+        report.raise_for_errors()
+
+
+def test_raise_lists_further_problems(tmp_path: Path) -> None:
+    extra = [(f"x{i} LABEL=1", f"MKT{i}") for i in range(8)]
+    path = two_class_fasta(tmp_path, extra)
+    report = checked(path)
+    assert len(report.errors) == 8
+    with pytest.raises(InvalidSequenceError, match=r"'x0'.*\(and 7 more problems: .*'x1'"):
+        report.raise_for_errors()
+    with pytest.raises(InvalidSequenceError) as info:
+        report.raise_for_errors()
+    assert "'x5'" in str(info.value) and "'x6'" not in str(info.value)
+    assert "... and 2 more" in str(info.value)
+
+
+def test_errors_per_record_are_capped() -> None:
+    table = toy_table(n_per_class=30)
+    table["sequence"] = table["sequence"] + "9"
+    report = validate(table)
+    assert codes(report.errors) == ["invalid_characters"] * 21
+    assert report.errors[-1].message.startswith("40 more records have the same problem")
+
+
+def test_first_error_class_wins_and_summary(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("a LABEL=1", "MK1"), ("nolabel", SEQ_C)])
+    report = checked(path)
+    assert codes(report.errors) == ["invalid_characters", "missing_label", "duplicate_id"]
+    with pytest.raises(InvalidSequenceError, match="and 2 more problems"):
+        report.raise_for_errors()
+    text = report.summary()
+    assert "4 records" in text and "3 errors" in text and "missing" not in text.splitlines()[0]
+
+
+# --------------------------------------------------------------------------- warnings
+
+
+def test_lowercase_warning(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("low LABEL=1", SEQ_C.lower())])
+    report = checked(path)
+    assert report.ok and codes(report.warnings) == ["lowercase"]
+    assert "1 record had lowercase" in report.warnings[0].message
+    assert "'low'" in report.warnings[0].message
+    assert report.table["sequence"].iloc[2] == SEQ_C
+
+
+def test_rare_residues_warning(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("sec LABEL=1", "MKUTAYZ")])
+    report = checked(path)
+    assert report.ok and codes(report.warnings) == ["rare_residues"]
+    assert re.search(r"ProtT5 and ProtBERT map them to X", report.warnings[0].message)
+    assert report.table["sequence"].iloc[2] == "MKUTAYZ"
+
+
+def test_gaps_stripped_warning(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("gap LABEL=1", "MKT--AYI"), ("stop LABEL=0", SEQ_C + "*")])
+    report = checked(path)
+    assert report.ok and codes(report.warnings) == ["gaps_stripped"]
+    assert "2 records had alignment gaps" in report.warnings[0].message
+    assert report.table["sequence"].tolist()[2:] == ["MKTAYI", SEQ_C]
+
+
+def test_truncated_warning(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("long LABEL=1", SEQ_C * 3)])
+    report = checked(path, max_length=30)
+    assert report.ok and codes(report.warnings) == ["truncated"]
+    assert "'long'" in report.warnings[0].message and "66 residues" in report.warnings[0].message
+    assert report.table["sequence"].iloc[2] == (SEQ_C * 3)[:30]
+
+
+def test_duplicate_sequence_warning(tmp_path: Path) -> None:
+    path = two_class_fasta(tmp_path, [("copy LABEL=1", SEQ_A)])
+    report = checked(path)
+    assert report.ok and codes(report.warnings) == ["duplicate_sequence"]
+    assert "'a'" in report.warnings[0].message and "'copy'" in report.warnings[0].message
+    assert len(report.table) == 3
+
+
+def test_validate_does_not_mutate_and_keeps_columns() -> None:
+    table = pd.DataFrame(
+        {
+            "id": [" a ", "b"],
+            "sequence": ["mkt-ayi", SEQ_B],
+            "label": [" 1 ", "0"],
+            "score": [0.5, 0.1],
+        }
+    )
+    before = table.copy()
+    report = validate(table)
+    pd.testing.assert_frame_equal(table, before)
+    assert report.ok
+    assert report.table["id"].tolist() == ["a", "b"]
+    assert report.table["sequence"].tolist() == ["MKTAYI", SEQ_B]
+    assert report.table["label"].tolist() == ["1", "0"]
+    assert report.table["score"].tolist() == [0.5, 0.1]
+    # No source column: messages fall back to the row number.
+    assert "(row 1)" in report.warnings[0].message
+
+
+def test_multi_class_labels() -> None:
+    table = toy_table(n_per_class=10, classes=("kinase", "phosphatase", "other"))
+    report = validate(table)
+    assert report.ok
+    assert classes_of(report.table["label"]) == ["kinase", "other", "phosphatase"]
+    assert positive_class(classes_of(report.table["label"])) is None
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [
+        ({"too_long": "cut"}, "too_long must be"),
+        ({"gaps": "keep"}, "gaps must be"),
+        ({"max_length": 0}, "max_length must be"),
+        ({"min_classes": 0}, "min_classes must be"),
+    ],
+)
+def test_validate_arguments(bad: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        validate(toy_table(2), **bad)
+
+
+# --------------------------------------------------------------------------- classes
+
+
+def test_classes_of_sorts_numbers_numerically() -> None:
+    assert classes_of(["10", "2", "0", "1", None, "", "2"]) == ["0", "1", "2", "10"]
+    assert classes_of(["b", "a", "3"]) == ["3", "a", "b"]
+
+
+@pytest.mark.parametrize(
+    ("classes", "expected"),
+    [
+        (["0", "1"], "1"),
+        (["1", "0"], "1"),
+        (["neg", "pos"], "pos"),
+        (["Positive", "Negative"], "Positive"),
+        (["TRUE", "false"], "TRUE"),
+        (["yes", "no"], "yes"),
+        (["+", "-"], "+"),
+        (["non-phospho", "phospho"], "phospho"),
+        (["cat", "dog"], "dog"),
+        (["a", "b", "c"], None),
+        (["only"], None),
+    ],
+)
+def test_positive_class(classes: list[str], expected: str | None) -> None:
+    assert positive_class(classes) == expected
+
+
+# --------------------------------------------------------------------------- splits
+
+
+def test_split_is_deterministic_disjoint_and_stratified() -> None:
+    table = toy_table(n_per_class=50)
+    first = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
+    again = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
+    other = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=8)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["split"].equals(other["split"])
+    assert "split" not in table.columns
+    assert first["id"].tolist() == table["id"].tolist()  # rows keep their order
+    assert first["split"].value_counts().to_dict() == {"train": 70, "test": 20, "val": 10}
+    counts = first.groupby(["split", "label"]).size().to_dict()
+    assert counts == {
+        ("test", "0"): 10,
+        ("test", "1"): 10,
+        ("train", "0"): 35,
+        ("train", "1"): 35,
+        ("val", "0"): 5,
+        ("val", "1"): 5,
+    }
+
+
+def test_split_without_val() -> None:
+    split = split_table(toy_table(20), val_fraction=0, test_fraction=0.25)
+    assert split["split"].value_counts().to_dict() == {"train": 30, "test": 10}
+
+
+def test_split_falls_back_when_stratification_is_impossible() -> None:
+    table = pd.concat([toy_table(10), toy_table(1, classes=("rare",))], ignore_index=True)
+    with pytest.warns(UserWarning, match="cannot be stratified"):
+        split = split_table(table, val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert set(split["split"]) == {"train", "val", "test"}
+    assert len(split) == len(table)
+
+
+def test_split_unlabelled_table_is_random_without_warning() -> None:
+    table = toy_table(10).assign(label=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        split = split_table(table, val_fraction=0.1, test_fraction=0.1)
+    assert split["split"].value_counts().to_dict() == {"train": 16, "val": 2, "test": 2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"val_fraction": 1.0}, r"val_fraction must be .*got 1\.0"),
+        ({"test_fraction": -0.1}, r"test_fraction must be .*got -0\.1"),
+        ({"val_fraction": "0.1"}, "val_fraction must be a number"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "must be below 1"),
+    ],
+)
+def test_split_fraction_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        split_table(toy_table(5), **kwargs)
+
+
+def test_split_that_would_leave_train_empty() -> None:
+    tiny = toy_table(1, classes=("0",))
+    with pytest.raises(ConfigError, match="training split would be empty"):
+        split_table(tiny, val_fraction=0.1, test_fraction=0.1)
+
+
+def test_split_with_user_test_table() -> None:
+    train = toy_table(20)
+    test = toy_table(3, classes=("0", "1")).assign(
+        id=lambda t: "t" + t["id"], sequence=lambda t: "W" + t["sequence"]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        split = split_table(train, val_fraction=0.25, test_fraction=0.9, test_table=test)
+    assert split["split"].value_counts().to_dict() == {"train": 30, "val": 10, "test": 6}
+    assert split["id"].tolist()[-6:] == test["id"].tolist()
+    leaky = test.assign(sequence=train["sequence"].iloc[:6].tolist())
+    with pytest.warns(UserWarning, match="6 test sequences also occur in the training data"):
+        split_table(train, test_table=leaky)
+    clash = toy_table(1)
+    with pytest.raises(DuplicateIdError, match=r"'c0_0' \(toy\.fasta:1 and toy\.fasta:1\)"):
+        split_table(train, test_table=clash)
+
+
+def test_save_and_load_split_keep_labels_as_strings(tmp_path: Path) -> None:
+    table = toy_table(10, classes=("0", "1", "NA_class"))
+    table.loc[0, "label"] = None
+    table["score"] = 1.5
+    split = split_table(table.iloc[1:], seed=3)
+    path = save_split(split, tmp_path / "run" / "split.csv")
+    loaded = load_split(path)
+    assert loaded["label"].tolist() == split["label"].tolist()
+    assert loaded["id"].tolist() == split["id"].tolist()
+    assert loaded["split"].tolist() == split["split"].tolist()
+    assert loaded["score"].tolist() == [1.5] * len(split)
+    assert set(loaded["label"]) == {"0", "1", "NA_class"}
+
+
+def test_load_split_problems(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="No split file"):
+        load_split(tmp_path / "missing.csv")
+    no_split = write(tmp_path / "bad.csv", "id,sequence,label\na,MKT,1\n")
+    with pytest.raises(DataError, match=r"lacks the column\(s\) \['split'\]"):
+        load_split(no_split)
+    odd = write(tmp_path / "odd.csv", "id,sequence,label,split\na,MKT,1,holdout\n")
+    with pytest.raises(DataError, match="holdout"):
+        load_split(odd)
+    with pytest.raises(DataError, match="Run split_table"):
+        save_split(toy_table(2), tmp_path / "x.csv")
+
+
+# --------------------------------------------------------------------------- windows
+
+
+def test_site_window_centre_and_padding() -> None:
+    protein = "ABCDEFGHIJ"
+    assert site_window(protein, 5, 5) == "CDEFG"
+    assert site_window(protein, 1, 5) == "XXABC"
+    assert site_window(protein, 10, 5) == "HIJXX"
+    assert site_window("MKY", 2, 9, pad="-") == "---MKY---"
+    window = site_window(protein, 3, 33)
+    assert len(window) == 33 and window[16] == "C" and window.startswith(PAD_CHAR * 14)
+
+
+def test_site_window_errors() -> None:
+    with pytest.raises(ConfigError, match="odd number"):
+        site_window("MKTAY", 3, 4)
+    with pytest.raises(ConfigError, match=r"position 6 is outside the protein of length 5"):
+        site_window("MKTAY", 6, 3)
+    with pytest.raises(ConfigError, match=r"position 0 is outside"):
+        site_window("MKTAY", 0, 3)
+
+
+def test_window_info() -> None:
+    aligned = pd.DataFrame({"sequence": ["AAYAA", "CCSCC", "GGYGG"]})
+    assert window_info(aligned) == {"aligned": True, "length": 5, "center_residues": ["S", "Y"]}
+    ragged = pd.DataFrame({"sequence": ["AAYAA", "CCSC"]})
+    assert window_info(ragged) == {"aligned": False, "length": None, "center_residues": []}
+    even = pd.DataFrame({"sequence": ["AAYA", "CCSC"]})
+    assert window_info(even) == {"aligned": False, "length": 4, "center_residues": []}
+
+
+@pytest.mark.parametrize(
+    ("record_id", "expected"),
+    [
+        ("sp|P20963|CD3Z_HUMAN%126%142", "P20963"),
+        ("tr|A0A024R161|A0A024R161_HUMAN", "A0A024R161"),
+        ("sp|Q14790-4|CASP8_HUMAN", "Q14790"),
+        ("Q14790-4", "Q14790"),
+        ("P20963", "P20963"),
+        ("UniRef50_P20963", "P20963"),
+        ("seq1", None),
+        ("row12", None),
+        ("", None),
+    ],
+)
+def test_accession_of(record_id: str, expected: str | None) -> None:
+    assert accession_of(record_id) == expected
+
+
+def test_constants() -> None:
+    assert len(AMINO_ACIDS) == 20
+    assert VALID_RESIDUES == AMINO_ACIDS + "XUZOB"
