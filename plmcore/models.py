@@ -290,6 +290,7 @@ def materialize_random(source: str) -> Path:
         return folder
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
+    quiet_transformers()
     torch.manual_seed(0)
     model = _model_from_config(_config_from_dict(preset.architecture), preset.family)
     model.config.plmcore_family = preset.family
@@ -346,7 +347,7 @@ class Backbone:
     @property
     def hidden_size(self) -> int:
         cfg = self.model.config
-        return int(getattr(cfg, "hidden_size", None) or getattr(cfg, "d_model"))
+        return int(getattr(cfg, "hidden_size", None) or cfg.d_model)
 
     @cached_property
     def encoder(self) -> ResidueEncoder:
@@ -366,6 +367,17 @@ class Backbone:
         return limit
 
 
+def quiet_transformers() -> None:
+    """Keep transformers' own progress bars and notices out of logs and the terminal."""
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
+
+
 def load_backbone(
     source: str = DEFAULT_MODEL,
     *,
@@ -379,6 +391,7 @@ def load_backbone(
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
+    quiet_transformers()
     path: str | Path = source
     random_weights = False
     if is_random(source):

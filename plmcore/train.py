@@ -25,7 +25,6 @@ from torch import nn
 
 from plmcore import data as D
 from plmcore.classifier import (
-    Batch,
     SequenceClassifier,
     build_classifier,
     length_batches,
@@ -283,116 +282,144 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool) -> dict:
-    from accelerate import Accelerator
-    from transformers import get_scheduler
+class Trainer:
+    """One run's training: `setup()` loads data and model, `fit()` trains, `finish()` reports.
 
-    t_start = time.time()
-    threads = set_cpu_threads(config.threads)
-    _seed_everything(config.seed)
-    table = D.load_split(run.split_path)
-    train_rows = table[table["split"] == "train"]
-    classes = D.classes_of(table["label"])
-    if len(D.classes_of(train_rows["label"])) < 2:
-        raise ConfigError("the training split holds a single class; nothing can be learned")
-    positive = D.positive_class(classes)
-    info = D.window_info(train_rows)
-    write_json(run.labels_path, {
-        "classes": classes, "positive": positive, "window_length": info["length"],
-        "aligned": info["aligned"], "center_residues": info["center_residues"],
-    })
+    Split in three so tests and benchmarks can look at the model between the steps.
+    """
 
-    log.info("Loading %s", config.model)
-    backbone = load_backbone(config.model, trust_remote_code=config.trust_remote_code, family=config.family)
-    limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
-    table = _fit_lengths(table, limit, config.too_long)
-    encoder = backbone.encoder
-    model = build_classifier(backbone, len(classes), config)
-    trainable, total = count_parameters(model)
-    log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{trainable:,}", f"{total:,}",
-             100 * trainable / total)
+    def __init__(self, run: RunDir, config: TrainConfig | None = None, *, stop: dict | None = None,
+                 show_progress: bool = False):
+        self.run = run
+        self.config = config or run.config()
+        self.stop = stop if stop is not None else {"flag": False}
+        self.show_progress = show_progress
+        self.t_start = time.time()
+        self.state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "bad_evals": 0}
+        self.stopped_early = False
 
-    def encode(split: str) -> Encoded:
-        rows = table[table["split"] == split]
-        return Encoded(encoder.encode(rows["sequence"].tolist()),
-                       np.array([classes.index(v) for v in rows["label"]], dtype=np.int64),
-                       rows["id"].tolist())
+    # ------------------------------------------------------------------ setup
+    def setup(self, resume: bool = False) -> Trainer:
+        from accelerate import Accelerator
+        from transformers import get_scheduler
 
-    train_set, val_set, test_set = encode("train"), encode("val"), encode("test")
-    sampler = EpochBatches([len(t) for t in train_set.tokens], config.batch_size, config.seed)
-    loader = torch.utils.data.DataLoader(
-        list(range(len(train_set.tokens))), batch_sampler=sampler, collate_fn=_Collate(train_set, encoder)
-    )
+        config, run = self.config, self.run
+        threads = set_cpu_threads(config.threads)
+        _seed_everything(config.seed)
+        table = D.load_split(run.split_path)
+        train_rows = table[table["split"] == "train"]
+        self.classes = classes = D.classes_of(table["label"])
+        if len(D.classes_of(train_rows["label"])) < 2:
+            raise ConfigError("the training split holds a single class; nothing can be learned")
+        self.positive = D.positive_class(classes)
+        info = D.window_info(train_rows)
+        write_json(run.labels_path, {
+            "classes": classes, "positive": self.positive, "window_length": info["length"],
+            "aligned": info["aligned"], "center_residues": info["center_residues"],
+        })
 
-    device_hint = config.device
-    accelerator = Accelerator(
-        cpu=device_hint == "cpu",
-        mixed_precision=mixed_precision(config, "cuda" if (device_hint != "cpu" and torch.cuda.is_available()) else "cpu"),
-        gradient_accumulation_steps=config.grad_accum,
-    )
-    device = accelerator.device
-    log.info("Device %s, precision %s, %d CPU threads", device, accelerator.mixed_precision, threads)
+        log.info("Loading %s", config.model)
+        backbone = load_backbone(config.model, trust_remote_code=config.trust_remote_code, family=config.family)
+        limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
+        self.table = table = _fit_lengths(table, limit, config.too_long)
+        self.encoder = encoder = backbone.encoder
+        model = build_classifier(backbone, len(classes), config)
+        self.trainable, self.total = count_parameters(model)
+        log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{self.trainable:,}", f"{self.total:,}",
+                 100 * self.trainable / self.total)
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
-    model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    batches_per_epoch = len(loader)  # per process, after sharding across GPUs
-    steps_per_epoch = math.ceil(batches_per_epoch / config.grad_accum)
-    total_steps = config.max_steps or steps_per_epoch * config.epochs
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    scheduler = get_scheduler(
-        config.schedule if config.schedule != "constant" else "constant_with_warmup", optimizer,
-        num_warmup_steps=int(config.warmup_ratio * total_steps), num_training_steps=total_steps,
-    )
-    unwrapped: SequenceClassifier = accelerator.unwrap_model(model)
+        def encode(split: str) -> Encoded:
+            rows = table[table["split"] == split]
+            return Encoded(encoder.encode(rows["sequence"].tolist()),
+                           np.array([classes.index(v) for v in rows["label"]], dtype=np.int64),
+                           rows["id"].tolist())
 
-    counts = np.bincount(train_set.labels, minlength=len(classes))
-    weight = None
-    if config.class_weights == "balanced":
-        weight = torch.tensor(len(train_set.labels) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32)
-        log.info("Class weights: %s", dict(zip(classes, weight.round(decimals=3).tolist())))
-    loss_fn = nn.CrossEntropyLoss(weight=weight.to(device) if weight is not None else None)
+        self.sets = {name: encode(name) for name in ("train", "val", "test")}
+        train_set = self.sets["train"]
+        self.sampler = EpochBatches([len(t) for t in train_set.tokens], config.batch_size, config.seed)
+        # its own generator: creating an iterator must not draw from the global RNG, or a resumed run
+        # (which creates one mid-epoch) would get different dropout masks than an uninterrupted one
+        loader = torch.utils.data.DataLoader(
+            list(range(len(train_set.tokens))), batch_sampler=self.sampler, collate_fn=_Collate(train_set, encoder),
+            generator=torch.Generator().manual_seed(config.seed),
+        )
+        use_cuda = config.device != "cpu" and torch.cuda.is_available()
+        self.accelerator = acc = Accelerator(
+            cpu=config.device == "cpu",
+            mixed_precision=mixed_precision(config, "cuda" if use_cuda else "cpu"),
+            gradient_accumulation_steps=config.grad_accum,
+        )
+        self.device = acc.device
+        log.info("Device %s, precision %s, %d CPU threads", self.device, acc.mixed_precision, threads)
 
-    state = {"step": 0, "epoch": 0, "batch": 0, "best": None, "best_step": None, "bad_evals": 0}
-    if resume and (run.checkpoint_dir / "trainer_state.pt").exists():
-        state = _load_checkpoint(run, unwrapped, optimizer, scheduler, state)
-        log.info("Resumed from step %d (epoch %d, batch %d)", state["step"], state["epoch"], state["batch"])
-    elif resume:
-        log.info("No checkpoint to resume from; starting from the beginning")
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        self.model, self.optimizer, self.loader = acc.prepare(model, optimizer, loader)
+        self.unwrapped: SequenceClassifier = acc.unwrap_model(self.model)
+        self.batches_per_epoch = len(self.loader)  # per process, after sharding across GPUs
+        steps_per_epoch = math.ceil(self.batches_per_epoch / config.grad_accum)
+        self.total_steps = config.max_steps or steps_per_epoch * config.epochs
+        self.epochs = math.ceil(self.total_steps / steps_per_epoch)
+        self.scheduler = get_scheduler(
+            config.schedule if config.schedule != "constant" else "constant_with_warmup", self.optimizer,
+            num_warmup_steps=int(config.warmup_ratio * self.total_steps), num_training_steps=self.total_steps,
+        )
+        counts = np.bincount(train_set.labels, minlength=len(classes))
+        self.class_weight = None
+        if config.class_weights == "balanced":
+            self.class_weight = torch.tensor(len(train_set.labels) / (len(classes) * np.maximum(counts, 1)),
+                                             dtype=torch.float32)
+            log.info("Class weights: %s", dict(zip(classes, self.class_weight.round(decimals=3).tolist())))
+        weight = self.class_weight.to(self.device) if self.class_weight is not None else None
+        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        if resume and (run.checkpoint_dir / "trainer_state.pt").exists():
+            self._load_checkpoint()
+            log.info("Resumed from step %d (epoch %d, batch %d)", self.state["step"], self.state["epoch"],
+                     self.state["batch"])
+        elif resume:
+            log.info("No checkpoint to resume from; starting from the beginning")
+        self.meta = {"classes": classes, "positive": self.positive, "model": config.model,
+                     "pooling": config.pooling}
+        if self.is_main:
+            run.write_status("running", total_steps=self.total_steps, step=self.state["step"], epochs=self.epochs,
+                             trainable_parameters=self.trainable, total_parameters=self.total,
+                             device=str(self.device), precision=acc.mixed_precision)
+        return self
 
-    is_main = accelerator.is_main_process
-    meta = {"classes": classes, "positive": positive, "model": config.model, "pooling": config.pooling}
-    run.write_status("running", total_steps=total_steps, step=state["step"], epochs=epochs,
-                     trainable_parameters=trainable, total_parameters=total,
-                     device=str(device), precision=accelerator.mixed_precision)
+    @property
+    def is_main(self) -> bool:
+        return self.accelerator.is_main_process
 
-    bar = None
-    if show_progress and is_main:
-        from tqdm.auto import tqdm
+    @property
+    def positive_index(self) -> int:
+        return self.classes.index(self.positive) if self.positive else len(self.classes) - 1
 
-        bar = tqdm(total=total_steps, initial=state["step"], unit="step", desc="training", dynamic_ncols=True)
+    # ------------------------------------------------------------------ pieces
+    def predict(self, split: Encoded) -> np.ndarray:
+        """Logits of the current model for one encoded split."""
+        return predict_logits(self.unwrapped, split.tokens, self.encoder, self.device,
+                              self.config.eval_batch_tokens, self.accelerator.autocast)
 
-    def evaluate(split: Encoded) -> dict:
-        logits = predict_logits(unwrapped, split.tokens, encoder, device, config.eval_batch_tokens,
-                                accelerator.autocast)
+    def evaluate(self, split: Encoded) -> dict:
+        logits = self.predict(split)
         loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(split.labels),
-                                                 weight=weight))
-        m = compute_metrics(split.labels, softmax(logits), positive_index=classes.index(positive)
-                            if positive else 1)
-        return {"val_loss": loss, **{f"val_{k}": v for k, v in m.items()
-                                     if k not in ("tp", "fp", "tn", "fn")}}
+                                                 weight=self.class_weight))
+        m = compute_metrics(split.labels, softmax(logits), positive_index=self.positive_index)
+        return {"val_loss": loss, **{f"val_{k}": v for k, v in m.items() if k not in ("tp", "fp", "tn", "fn")}}
 
-    def save_checkpoint() -> None:
-        if not is_main:
+    def save_checkpoint(self) -> None:
+        """Write checkpoint/ atomically: weights, optimiser, scheduler, RNG and loop position."""
+        if not self.is_main:
             return
+        import shutil
+
+        run = self.run
         tmp = run.path / "checkpoint.tmp"
         if tmp.exists():
-            import shutil
-
             shutil.rmtree(tmp)
-        save_weights(unwrapped, tmp, meta)
+        save_weights(self.unwrapped, tmp, self.meta)
         torch.save({
-            **state, "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            **self.state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }, tmp / "trainer_state.pt")
         old = run.path / "checkpoint.old"
@@ -400,114 +427,155 @@ def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_prog
             os.replace(run.checkpoint_dir, old)
         os.replace(tmp, run.checkpoint_dir)
         if old.exists():
-            import shutil
-
             shutil.rmtree(old)
 
-    better = (lambda a, b: a < b) if config.metric_mode == "min" else (lambda a, b: a > b)
-    window_loss, window_n, window_t = 0.0, 0, time.time()
-    stopped_early = False
-    for epoch in range(state["epoch"], epochs):
-        sampler.epoch, sampler.skip = epoch, state["batch"] if epoch == state["epoch"] else 0
-        model.train()
-        for batch, labels in loader:
-            with accelerator.accumulate(model):
-                logits = model(batch)
-                loss = loss_fn(logits.float(), labels)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients:
-                    accelerator.clip_grad_norm_(params, 1.0)
-                optimizer.step()
-                optimizer.zero_grad(set_to_none=True)
-            state["batch"] += 1
-            window_loss += float(loss.detach()) * len(labels)
-            window_n += len(labels)
-            if accelerator.sync_gradients:
-                scheduler.step()
-                state["step"] += 1
-                if bar:
-                    bar.update(1)
-                if state["step"] % config.logging_steps == 0 or state["step"] == total_steps:
-                    now = time.time()
-                    record = {
-                        "kind": "train", "step": state["step"],
-                        "epoch": round(epoch + state["batch"] / batches_per_epoch, 4),
-                        "train_loss": window_loss / max(1, window_n),
-                        "learning_rate": scheduler.get_last_lr()[0],
-                        "elapsed_s": round(now - t_start, 3),
-                        "samples_per_s": round(window_n / max(now - window_t, 1e-9), 2),
-                    }
-                    if is_main:
-                        run.append_metrics(record)
-                        run.write_status("running", step=state["step"], epoch=record["epoch"],
-                                         elapsed_s=record["elapsed_s"], train_loss=record["train_loss"])
+    def _load_checkpoint(self) -> None:
+        load_weights(self.unwrapped, self.run.checkpoint_dir)
+        saved = torch.load(self.run.checkpoint_dir / "trainer_state.pt", weights_only=False)
+        self.optimizer.load_state_dict(saved.pop("optimizer"))
+        self.scheduler.load_state_dict(saved.pop("scheduler"))
+        rng = saved.pop("rng")
+        torch.set_rng_state(rng["torch"])
+        np.random.set_state(rng["numpy"])
+        random.setstate(rng["python"])
+        self.state.update({k: saved[k] for k in self.state if k in saved})
+
+    def _log_train(self, epoch: int, window: dict) -> None:
+        now = time.time()
+        record = {
+            "kind": "train", "step": self.state["step"],
+            "epoch": round(epoch + self.state["batch"] / self.batches_per_epoch, 4),
+            "train_loss": window["loss"] / max(1, window["n"]),
+            "learning_rate": self.scheduler.get_last_lr()[0],
+            "elapsed_s": round(now - self.t_start, 3),
+            "samples_per_s": round(window["n"] / max(now - window["t"], 1e-9), 2),
+        }
+        if self.is_main:
+            self.run.append_metrics(record)
+            self.run.write_status("running", step=self.state["step"], epoch=record["epoch"],
+                                  elapsed_s=record["elapsed_s"], train_loss=record["train_loss"])
+        window.update(loss=0.0, n=0, t=now)
+
+    def _end_of_epoch(self, epoch: int) -> None:
+        config, state = self.config, self.state
+        val = self.sets["val"]
+        if not len(val.tokens):
+            return
+        scores = self.evaluate(val)
+        key = "val_loss" if config.early_stopping_metric == "val_loss" else f"val_{config.early_stopping_metric}"
+        value = scores.get(key, float("nan"))
+        better = (lambda a, b: a < b) if config.metric_mode == "min" else (lambda a, b: a > b)
+        improved = state["best"] is None or (not math.isnan(value) and better(value, state["best"]))
+        if improved:
+            state.update(best=value, best_step=state["step"], bad_evals=0)
+            if self.is_main:
+                save_weights(self.unwrapped, self.run.best_dir, {**self.meta, "step": state["step"], key: value})
+        else:
+            state["bad_evals"] += 1
+        if self.is_main:
+            self.run.append_metrics({"kind": "eval", "split": "val", "step": state["step"], "epoch": epoch + 1,
+                                     "elapsed_s": round(time.time() - self.t_start, 3), **scores,
+                                     "best": improved})
+            self.run.write_status("running", best_metric_name=key, best_metric=state["best"],
+                                  best_step=state["best_step"])
+        log.info("epoch %d step %d: %s", epoch + 1, state["step"],
+                 " ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
+        if config.patience and state["bad_evals"] >= config.patience:
+            log.info("Early stop: %s did not improve for %d evaluations", key, config.patience)
+            self.stopped_early = True
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> None:
+        """Train to the step budget or early stop; SIGTERM (stop flag) raises Cancelled after a checkpoint."""
+        config, state, acc = self.config, self.state, self.accelerator
+        model, optimizer, scheduler = self.model, self.optimizer, self.scheduler
+        bar = None
+        if self.show_progress and self.is_main:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=self.total_steps, initial=state["step"], unit="step", desc="training",
+                       dynamic_ncols=True)
+        window = {"loss": 0.0, "n": 0, "t": time.time()}
+        try:
+            for epoch in range(state["epoch"], self.epochs):
+                self.sampler.epoch = epoch
+                self.sampler.skip = state["batch"] if epoch == state["epoch"] else 0
+                state["batch"] = self.sampler.skip
+                model.train()
+                for batch, labels in self.loader:
+                    with acc.accumulate(model):
+                        logits = model(batch)
+                        loss = self.loss_fn(logits.float(), labels)
+                        acc.backward(loss)
+                        if acc.sync_gradients:
+                            acc.clip_grad_norm_(self.params, 1.0)
+                        optimizer.step()
+                        optimizer.zero_grad(set_to_none=True)
+                    state["batch"] += 1
+                    window["loss"] += float(loss.detach()) * len(labels)
+                    window["n"] += len(labels)
+                    if acc.sync_gradients:
+                        scheduler.step()
+                        state["step"] += 1
                         if bar:
-                            bar.set_postfix(loss=f"{record['train_loss']:.4f}")
-                    window_loss, window_n, window_t = 0.0, 0, time.time()
-            if stop["flag"]:
-                save_checkpoint()
-                raise Cancelled()
-            if state["step"] >= total_steps:
-                break
-        state["epoch"], state["batch"] = epoch + 1, 0
+                            bar.update(1)
+                            bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
+                        if state["step"] % config.logging_steps == 0 or state["step"] == self.total_steps:
+                            self._log_train(epoch, window)
+                    if self.stop["flag"]:
+                        self.save_checkpoint()
+                        raise Cancelled()
+                    if state["step"] >= self.total_steps:
+                        break
+                state["epoch"], state["batch"] = epoch + 1, 0
+                self._end_of_epoch(epoch)
+                done = self.stopped_early or state["step"] >= self.total_steps
+                if (epoch + 1) % config.checkpoint_every_epochs == 0 or done:
+                    self.save_checkpoint()
+                if self.stop["flag"]:
+                    raise Cancelled()
+                if done:
+                    break
+        finally:
+            if bar:
+                bar.close()
 
-        if len(val_set.tokens):
-            scores = evaluate(val_set)
-            key = config.early_stopping_metric if config.early_stopping_metric == "val_loss" \
-                else f"val_{config.early_stopping_metric}"
-            value = scores.get(key, float("nan"))
-            improved = state["best"] is None or (not math.isnan(value) and better(value, state["best"]))
-            if improved:
-                state.update(best=value, best_step=state["step"], bad_evals=0)
-                if is_main:
-                    save_weights(unwrapped, run.best_dir, {**meta, "step": state["step"], key: value})
-            else:
-                state["bad_evals"] += 1
-            if is_main:
-                run.append_metrics({"kind": "eval", "split": "val", "step": state["step"],
-                                    "epoch": epoch + 1, "elapsed_s": round(time.time() - t_start, 3),
-                                    **scores, "best": improved})
-                run.write_status("running", best_metric_name=key, best_metric=state["best"],
-                                 best_step=state["best_step"])
-            log.info("epoch %d step %d: %s", epoch + 1, state["step"],
-                     " ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
-            if config.patience and state["bad_evals"] >= config.patience:
-                log.info("Early stop: %s did not improve for %d evaluations", key, config.patience)
-                stopped_early = True
-        if (epoch + 1) % config.checkpoint_every_epochs == 0 or stopped_early or state["step"] >= total_steps:
-            save_checkpoint()
-        if stop["flag"]:
-            raise Cancelled()
-        if stopped_early or state["step"] >= total_steps:
-            break
-    if bar:
-        bar.close()
-
-    # final: the best model (or the last one without a validation split) scores val and test
-    if run.best_dir.exists() and len(val_set.tokens):
-        load_weights(unwrapped, run.best_dir)
-    elif is_main:
-        save_weights(unwrapped, run.best_dir, {**meta, "step": state["step"]})
-    result = {"best_metric": state["best"], "best_step": state["best_step"], "stopped_early": stopped_early}
-    if is_main:
-        for name, split in (("val", val_set), ("test", test_set)):
+    def finish(self) -> dict:
+        """Score val and test with the best model; write predictions, the test report and the final status."""
+        run, config, state = self.run, self.config, self.state
+        if run.best_dir.exists() and len(self.sets["val"].tokens):
+            load_weights(self.unwrapped, run.best_dir)
+        elif self.is_main:
+            save_weights(self.unwrapped, run.best_dir, {**self.meta, "step": state["step"]})
+        result = {"best_metric": state["best"], "best_step": state["best_step"],
+                  "stopped_early": self.stopped_early}
+        if not self.is_main:
+            return result
+        for name in ("val", "test"):
+            split = self.sets[name]
             if not len(split.tokens):
                 continue
-            probs = softmax(predict_logits(unwrapped, split.tokens, encoder, device, config.eval_batch_tokens,
-                                           accelerator.autocast))
-            write_predictions(run.predictions_path(name), split.ids, table[table["split"] == name]["sequence"],
-                              [classes[i] for i in split.labels], probs, classes)
+            probs = softmax(self.predict(split))
+            rows = self.table[self.table["split"] == name]
+            write_predictions(run.predictions_path(name), split.ids, rows["sequence"],
+                              [self.classes[i] for i in split.labels], probs, self.classes)
             if name == "test":
-                report = evaluation_report(split.labels, probs, classes, positive=positive, seed=config.seed)
+                report = evaluation_report(split.labels, probs, self.classes, positive=self.positive,
+                                           seed=config.seed)
                 report["model"] = config.model
                 write_json(run.report_path, report)
                 result.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"),
                               test_accuracy=report["metrics"]["accuracy"])
-        status = run.write_status("finished", ended_at=time.time(), step=state["step"],
-                                  duration_s=round(time.time() - t_start, 2), **result)
-        log.info("Finished in %.1f s", time.time() - t_start)
-        return status
-    return result
+        duration = time.time() - self.t_start
+        log.info("Finished in %.1f s", duration)
+        return run.write_status("finished", ended_at=time.time(), step=state["step"],
+                                duration_s=round(duration, 2), **result)
+
+
+def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool) -> dict:
+    trainer = Trainer(run, config, stop=stop, show_progress=show_progress).setup(resume)
+    trainer.fit()
+    return trainer.finish()
 
 
 def write_predictions(path: Path, ids, sequences, labels, probs: np.ndarray, classes: list[str]) -> None:
@@ -516,19 +584,6 @@ def write_predictions(path: Path, ids, sequences, labels, probs: np.ndarray, cla
         df[f"prob_{c}"] = probs[:, j]
     df["predicted"] = [classes[i] for i in probs.argmax(1)]
     df.to_csv(path, index=False)
-
-
-def _load_checkpoint(run: RunDir, model, optimizer, scheduler, state: dict) -> dict:
-    load_weights(model, run.checkpoint_dir)
-    saved = torch.load(run.checkpoint_dir / "trainer_state.pt", weights_only=False)
-    optimizer.load_state_dict(saved.pop("optimizer"))
-    scheduler.load_state_dict(saved.pop("scheduler"))
-    rng = saved.pop("rng")
-    torch.set_rng_state(rng["torch"])
-    np.random.set_state(rng["numpy"])
-    random.setstate(rng["python"])
-    state.update({k: saved[k] for k in state if k in saved})
-    return state
 
 
 def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False) -> RunDir:
