@@ -250,7 +250,7 @@ def cmd_embed(args) -> int:
     if bool(args.model) == bool(args.run):
         raise PlmcoreError("give exactly one of --model (a base model) or --run (a fine-tuned run)")
     table = D.read_table(args.input, label_source="none")
-    rep = D.validate(table, require_labels=False, min_classes=0)
+    rep = D.validate(table, require_labels=False, min_classes=1)
     rep.raise_for_errors()
     set_cpu_threads()
     if args.run:

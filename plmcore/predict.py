@@ -158,7 +158,7 @@ def scan_proteins(
 
 def clean_input(table: pd.DataFrame) -> tuple[pd.DataFrame, list]:
     """Validate sequences to score (no labels needed); raise on errors, return warnings."""
-    report = D.validate(table, require_labels=False, min_classes=0)
+    report = D.validate(table, require_labels=False, min_classes=1)
     report.raise_for_errors()
     return report.table, report.warnings
 
