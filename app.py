@@ -1,7 +1,19 @@
-"""Streamlit entry point (placeholder until the app pages land)."""
+"""Streamlit entry point: navigation over pages/ and the shared sidebar."""
 
 import streamlit as st
 
-st.set_page_config(page_title="PLM fine-tuning", layout="wide")
-st.title("Protein language model fine-tuning")
-st.info("The web pages are being built. Meanwhile use the command line: `python -m plmcore --help`.")
+from plmcore import ui
+
+st.set_page_config(page_title="PLM fine-tuning", page_icon="🧬", layout="wide")
+
+pages = st.navigation(
+    [
+        st.Page("pages/data.py", title="Data", icon=":material/upload_file:", default=True),
+        st.Page("pages/train.py", title="Train", icon=":material/model_training:"),
+        st.Page("pages/runs.py", title="Runs & evaluation", icon=":material/analytics:"),
+        st.Page("pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
+        st.Page("pages/predict.py", title="Predict", icon=":material/biotech:"),
+    ]
+)
+ui.sidebar()
+pages.run()

@@ -249,6 +249,9 @@ def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = 
         cmd.append("--resume")
     env = dict(os.environ, **(extra_env or {}))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # the worker must import this same plmcore, whatever the server's working directory
+    package_root = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
     run.write_status("queued", queued_at=time.time(), error=None)
     with open(run.path / "worker.out", "ab") as out:
         proc = subprocess.Popen(

@@ -1,0 +1,189 @@
+"""Data: load labelled sequences, check them, look at them, and choose the split."""
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from plmcore import data as D
+from plmcore import datasets as DS
+from plmcore import figures as F
+from plmcore import ui
+
+st.title("Data")
+st.caption("Labelled sequences for training: upload them, check them, and choose how to split them.")
+store = DS.DatasetStore()
+
+
+def _save_upload(upload) -> Path:
+    folder = Path(tempfile.mkdtemp(prefix="plm-upload-"))
+    path = folder / Path(upload.name).name
+    path.write_bytes(upload.getvalue())
+    return path
+
+
+def _show_report(report: D.ValidationReport, what: str) -> None:
+    if report.errors:
+        st.error(f"{what}: {len(report.errors)} problem(s) must be fixed before this data can be used. "
+                 "Nothing was saved; datasets already loaded are unchanged.")
+        for issue in report.errors[:25]:
+            st.markdown(f"- :red[**{issue.code}**] {issue.message}")
+    for issue in report.warnings:
+        st.warning(f"{what}: {issue.message}")
+
+
+def _finish(name: str, table_report: D.ValidationReport, test_report: D.ValidationReport | None, meta: dict) -> None:
+    _show_report(table_report, "Training data")
+    if test_report is not None:
+        _show_report(test_report, "Test file")
+    if table_report.errors or (test_report is not None and test_report.errors):
+        return
+    ds = store.save(name, table_report.table, test=None if test_report is None else test_report.table, meta=meta)
+    ui.remember("dataset", ds.name)
+    st.success(f"Saved dataset '{ds.name}': {len(table_report.table)} sequences"
+               + (f", plus {len(test_report.table)} test sequences" if test_report is not None else "") + ".")
+
+
+def _label_choice(upload, key: str) -> dict:
+    """Where labels come from for one uploaded file: header tags (FASTA) or a column (tables)."""
+    name = upload.name.lower().removesuffix(".gz")
+    if name.endswith((".csv", ".tsv", ".tab", ".txt")):
+        path = _save_upload(upload)
+        try:
+            columns = list(D.read_table(path, label_source="none").columns)
+        except Exception:  # the full read below reports the problem properly
+            columns = []
+        columns = [c for c in columns if c not in ("source",)] or ["label"]
+        default = next((i for i, c in enumerate(columns) if c.lower() in ("label", "labels", "class")), 0)
+        column = st.selectbox("Label column", columns, index=default, key=f"{key}_column")
+        return {"label_source": "column", "label_column": column}
+    st.caption("Labels are read from the FASTA headers: `LABEL=1`, `label=pos`, or the last `|` field.")
+    return {"label_source": "header"}
+
+
+def add_dataset() -> None:
+    existing = store.list()
+    with st.expander("Add a dataset", expanded=not existing):
+        how = st.radio("Source", ["Upload a file", "One file per class", "Paste sequences", "Tutorial dataset"],
+                       horizontal=True, key="data_how")
+        if how == "Tutorial dataset":
+            st.markdown("The Galaxy Training Network tutorial's tyrosine dephosphorylation windows "
+                        "(Zenodo record 10986248): 201 training and 50 test windows of 33 residues.")
+            if st.button("Fetch the tutorial dataset", key="data_fetch", type="primary"):
+                with st.spinner("Downloading from Zenodo and checking md5 sums…"):
+                    ds = DS.load_tutorial(store)
+                ui.remember("dataset", ds.name)
+                st.success(f"Saved dataset '{ds.name}' with the tutorial's split (its own test file; "
+                           "80/20 train/validation of the training file, seed 42).")
+            return
+        name = st.text_input("Dataset name", key="data_name", placeholder="e.g. dephos Y windows")
+        if how == "Upload a file":
+            upload = st.file_uploader("FASTA, CSV or TSV (plain or .gz)", key="data_upload",
+                                      type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+            test_upload = st.file_uploader("Optional: a separate test file (same format)", key="data_test_upload",
+                                           type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+            if upload is None:
+                return
+            labels = _label_choice(upload, "data_labels")
+            if st.button("Check and save", key="data_save", type="primary"):
+                report = D.validate(D.read_table(_save_upload(upload), display_name=upload.name, **labels))
+                test_report = None
+                if test_upload is not None:
+                    test_report = D.validate(D.read_table(_save_upload(test_upload), display_name=test_upload.name,
+                                                          **labels), min_classes=1)
+                _finish(name or Path(upload.name).stem, report, test_report,
+                        {"files": [upload.name] + ([test_upload.name] if test_upload else []), **labels})
+        elif how == "One file per class":
+            uploads = st.file_uploader("One FASTA per class", key="data_class_uploads", accept_multiple_files=True,
+                                       type=["fasta", "fa", "faa", "fas", "gz", "txt"])
+            if not uploads:
+                return
+            classes = {}
+            for i, up in enumerate(uploads):
+                stem = Path(up.name.removesuffix(".gz")).stem
+                classes[st.text_input(f"Class of {up.name}", value=stem, key=f"data_class_{i}")] = up
+            if st.button("Check and save", key="data_save_classes", type="primary"):
+                if len(classes) != len(uploads):
+                    ui.fail("Two files have the same class name; give each file its own class.")
+                paths = {c: _save_upload(up) for c, up in classes.items()}
+                table = D.read_labelled_files(paths, display_names={c: up.name for c, up in classes.items()})
+                _finish(name or "per-class dataset", D.validate(table), None,
+                        {"files": [up.name for up in uploads], "label_source": "files"})
+        else:
+            text = st.text_area("Sequences in FASTA format, with labels in the headers (>id LABEL=1)",
+                                key="data_paste", height=200)
+            if st.button("Check and save", key="data_save_paste", type="primary") and text.strip():
+                _finish(name or "pasted sequences", D.validate(D.parse_fasta_text(text)), None,
+                        {"label_source": "header", "files": ["pasted"]})
+
+
+def show_dataset() -> None:
+    datasets = store.list()
+    if not datasets:
+        st.info("No dataset yet: add one above, or fetch the tutorial dataset.")
+        return
+    names = [d.name for d in datasets]
+    current = ui.remembered("dataset")
+    choice = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0,
+                          key="data_current")
+    ui.remember("dataset", choice)
+    ds = store.get(choice)
+    table = ds.table()
+    test = ds.test_table()
+    classes = D.classes_of(table["label"])
+    positive = D.positive_class(classes)
+    info = D.window_info(table)
+    cols = st.columns(4)
+    cols[0].metric("Sequences", len(table))
+    cols[1].metric("Classes", len(classes))
+    cols[2].metric("Length", f"{info['length']} (aligned windows)" if info["aligned"]
+                   else f"{table['sequence'].str.len().min()}–{table['sequence'].str.len().max()}")
+    cols[3].metric("Separate test file", f"{len(test)} sequences" if test is not None else "none")
+    with st.expander("Preview", expanded=False):
+        st.dataframe(table.drop(columns=["source"], errors="ignore").head(500), width="stretch", hide_index=True)
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
+    c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
+    enrichment = DS.position_enrichment(table, positive) if len(classes) == 2 else None
+    if enrichment is not None:
+        st.plotly_chart(F.enrichment_heatmap(enrichment, positive), width="stretch", key="data_enrichment")
+        st.caption("Red: the residue is more frequent at that position in the positive class; blue: less. "
+                   "log2 ratio of frequencies with a pseudocount of 1.")
+    split_section(ds, table, test)
+    with st.expander("Delete this dataset"):
+        sure = st.checkbox(f"Yes, delete '{ds.name}' (runs trained on it keep their own copy)", key="data_del_ok")
+        if st.button("Delete", key="data_delete", disabled=not sure):
+            store.delete(ds.name)
+            st.rerun()
+
+
+def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None) -> None:
+    st.subheader("Split")
+    saved = ds.meta.get("split")
+    c = st.columns(4)
+    use_test = test is not None and c[0].checkbox("Use the separate test file as test set", value=True,
+                                                   key="data_split_use_test")
+    val = c[1].number_input("Validation fraction", 0.0, 0.5, float((saved or {}).get("val_fraction", 0.1)),
+                            0.05, key="data_split_val")
+    tst = c[2].number_input("Test fraction", 0.0, 0.5, 0.0 if use_test else float((saved or {}).get("test_fraction", 0.1)),
+                            0.05, key="data_split_test", disabled=use_test)
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, int((saved or {}).get("seed", 42)), key="data_split_seed")
+    stratify = st.checkbox("Stratify by label", value=True, key="data_split_stratify")
+    if st.button("Save split", key="data_split_save"):
+        split = D.split_table(table, val_fraction=val, test_fraction=0.0 if use_test else tst, seed=int(seed),
+                              stratify=stratify, test_table=test if use_test else None)
+        ds.save_split(split, {"method": "random", "val_fraction": val, "test_fraction": 0.0 if use_test else tst,
+                              "seed": int(seed), "stratify": stratify,
+                              "test_source": "uploaded test file" if use_test else "held out"})
+        st.success("Split saved.")
+    split = ds.split()
+    if split is None:
+        st.info("No split saved yet: the Train page will use the settings above.")
+        return
+    counts = pd.crosstab(split["split"], split["label"]).reindex(["train", "val", "test"]).fillna(0).astype(int)
+    st.dataframe(counts, width="content")
+
+
+ui.guard(add_dataset)
+ui.guard(show_dataset)

@@ -1,0 +1,104 @@
+"""Predict: score site windows, or scan whole proteins residue by residue, with a trained run."""
+
+import pandas as pd
+import streamlit as st
+
+from plmcore import data as D
+from plmcore import figures as F
+from plmcore import ui
+from plmcore.predict import clean_input, scan_proteins, score_windows, split_by_length
+
+st.title("Predict")
+st.caption("Sequences as long as the training windows are scored directly; longer proteins are scanned at "
+           "every candidate residue with a window of the training length.")
+
+
+def read_input():
+    how = st.radio("Input", ["Paste sequences", "Upload a FASTA file"], horizontal=True, key="pred_how")
+    if how == "Paste sequences":
+        text = st.text_area("FASTA (or one sequence per line)", key="pred_text", height=160,
+                            placeholder=">my_protein\nMSEQ...")
+        return D.parse_fasta_text(text) if text.strip() else None
+    up = st.file_uploader("FASTA file", type=["fasta", "fa", "faa", "fas", "txt", "gz"], key="pred_upload")
+    if up is None:
+        return None
+    import tempfile
+    from pathlib import Path
+
+    path = Path(tempfile.mkdtemp(prefix="plm-pred-")) / Path(up.name).name
+    path.write_bytes(up.getvalue())
+    return D.read_table(path, label_source="none", display_name=up.name)
+
+
+def page() -> None:
+    run = ui.pick_run("Trained run", "pred_run", finished_only=True)
+    if run is None:
+        st.info("No finished run yet: train one on the Train page.")
+        return
+    loaded = ui.loaded_run(run)
+    info = f"classes {', '.join(loaded.classes)}"
+    if loaded.window_length:
+        info += f"; trained on {loaded.window_length}-residue windows centred on {', '.join(loaded.center_residues)}"
+    st.caption(info)
+    table = read_input()
+    c1, c2 = st.columns(2)
+    residues = c1.text_input("Candidate residues for scanning", value="".join(loaded.center_residues),
+                             key="pred_residues", help="e.g. Y, or STY for all phospho-acceptors")
+    threshold = c2.slider("Decision threshold", 0.0, 1.0, float(loaded.threshold), 0.01, key="pred_threshold",
+                          help="the run's chosen threshold by default")
+    if table is not None and st.button("Score", key="pred_go", type="primary"):
+        table, warnings = clean_input(table)
+        for w in warnings:
+            st.warning(w.message)
+        direct, scan = split_by_length(loaded, table)
+        results = {}
+        if len(direct):
+            bar = ui.Progress("Scoring windows")
+            results["windows"] = score_windows(loaded, direct["id"].tolist(), direct["sequence"].tolist(), bar)
+            bar.done()
+        if len(scan):
+            bar = ui.Progress("Scanning proteins")
+            results["sites"] = scan_proteins(loaded, list(zip(scan["id"], scan["sequence"])),
+                                             residues=residues.strip().upper() or None, progress=bar)
+            results["lengths"] = dict(zip(scan["id"], scan["sequence"].str.len()))
+            bar.done()
+        st.session_state["pred_results"] = (run.name, results)
+    stored = st.session_state.get("pred_results")
+    if not stored or stored[0] != run.name:
+        return
+    show(stored[1], loaded, threshold)
+
+
+def show(results: dict, loaded, threshold: float) -> None:
+    pos = loaded.positive if loaded.positive else loaded.classes[-1]
+    if "windows" in results:
+        df = results["windows"].copy()
+        if len(loaded.classes) == 2:
+            df["predicted"] = [pos if p >= threshold else next(c for c in loaded.classes if c != pos)
+                               for p in df[f"prob_{pos}"]]
+        st.subheader(f"Windows ({len(df)})")
+        st.dataframe(df, hide_index=True, width="stretch")
+        st.download_button("Download window scores (CSV)", df.to_csv(index=False), "window_scores.csv",
+                           key="pred_dl_windows")
+    if "sites" in results:
+        sites = results["sites"].copy()
+        sites["predicted"] = sites["probability"] >= threshold
+        hits = sites[sites["predicted"]]
+        st.subheader(f"Scanned proteins: {sites['protein_id'].nunique()} proteins, {len(sites)} candidate sites, "
+                     f"{len(hits)} predicted at threshold {threshold:.2f}")
+        proteins = list(dict.fromkeys(sites["protein_id"]))
+        shown = proteins if len(proteins) <= 5 else st.multiselect("Proteins to plot", proteins, proteins[:5],
+                                                                   key="pred_plot_ids")
+        for i, pid in enumerate(shown):
+            st.plotly_chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold), width="stretch",
+                            key=f"pred_scan_{i}")
+        st.markdown("**Predicted sites**")
+        st.dataframe(hits, hide_index=True, width="stretch")
+        st.download_button("Download all candidate sites (CSV)", sites.to_csv(index=False), "site_scan.csv",
+                           key="pred_dl_sites")
+    if not results:
+        st.info("Nothing to score.")
+    pd.options.display.float_format = None
+
+
+ui.guard(page)

@@ -1,0 +1,187 @@
+"""Before a run starts: parameter counts, FLOPs, memory and time per epoch for a model and settings.
+
+FLOPs are counted analytically from the architecture. Time per epoch is those FLOPs divided by
+this machine's matrix-multiply speed (measured here, in a fraction of a second) times the
+fraction of that speed the trainer achieves (measured by `bench/run.py` and stored in
+`plmcore/perf_profile.json`). Memory comes from the same kind of count, scaled by the
+benchmark's measured peak.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from plmcore.models import FAMILIES, RANDOM_PREFIX, find_preset
+
+PROFILE_PATH = Path(__file__).with_name("perf_profile.json")
+
+
+@dataclass(frozen=True)
+class Arch:
+    """The numbers that set the cost of an encoder."""
+
+    family: str
+    layers: int
+    d_model: int
+    d_attn: int  # heads × head size (differs from d_model in T5)
+    d_ff: int
+    heads: int
+    gated: bool
+    vocab: int
+    n_special: int
+    positions: int = 0  # learned absolute position embeddings (BERT)
+
+    @property
+    def parameters(self) -> int:
+        """Weights of the matrices (biases and norms, under 1%, are left out)."""
+        attn = 4 * self.d_model * self.d_attn
+        ffn = (3 if self.gated else 2) * self.d_model * self.d_ff
+        return self.layers * (attn + ffn) + (self.vocab + self.positions) * self.d_model
+
+    def target_shapes(self, targets: tuple[str, ...]) -> list[tuple[int, int]]:
+        """(in, out) of every linear layer a LoRA target name matches, for the whole encoder."""
+        d, a, f = self.d_model, self.d_attn, self.d_ff
+        per_layer = {
+            "esm": {"query": [(d, a)], "key": [(d, a)], "value": [(d, a)], "dense": [(a, d), (d, f), (f, d)]},
+            "bert": {"query": [(d, a)], "key": [(d, a)], "value": [(d, a)], "dense": [(a, d), (d, f), (f, d)]},
+            "t5": {"q": [(d, a)], "k": [(d, a)], "v": [(d, a)], "o": [(a, d)], "wi": [(d, f)], "wo": [(f, d)],
+                   "wi_0": [(d, f)], "wi_1": [(d, f)]},
+        }[self.family if self.family in ("esm", "bert") else "t5"]
+        shapes = []
+        for t in targets:
+            shapes += per_layer.get(t, [])
+        return shapes * self.layers
+
+
+def arch_from_config(cfg: dict, family: str) -> Arch:
+    """Read the cost-relevant sizes from a transformers config dict."""
+    if family in ("t5", "ankh") or cfg.get("model_type") in ("t5", "mt5"):
+        heads = cfg.get("num_heads", 8)
+        return Arch("t5" if family != "ankh" else "ankh", cfg.get("num_layers", 6), cfg["d_model"],
+                    heads * cfg.get("d_kv", 64), cfg.get("d_ff", 2048), heads,
+                    "gated" in cfg.get("feed_forward_proj", "relu"), cfg.get("vocab_size", 128), 1)
+    absolute = cfg.get("position_embedding_type", "absolute") == "absolute"
+    return Arch(family if family in ("esm", "bert") else "bert", cfg["num_hidden_layers"], cfg["hidden_size"],
+                cfg["hidden_size"], cfg.get("intermediate_size", 4 * cfg["hidden_size"]),
+                cfg.get("num_attention_heads", 12), False, cfg.get("vocab_size", 33), 2,
+                cfg.get("max_position_embeddings", 0) if absolute else 0)
+
+
+def arch_for(source: str) -> Arch | None:
+    """Architecture of a preset, a random:<preset>, or a local/cached model's config.json."""
+    key = source[len(RANDOM_PREFIX):] if source.startswith(RANDOM_PREFIX) else source
+    preset = find_preset(key)
+    if preset:
+        return arch_from_config(preset.architecture, preset.family)
+    cfg_path = Path(source).expanduser() / "config.json"
+    if not cfg_path.exists():
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            hit = try_to_load_from_cache(source, "config.json")
+            cfg_path = Path(hit) if isinstance(hit, str) else None
+        except Exception:
+            cfg_path = None
+    if not cfg_path or not cfg_path.exists():
+        return None
+    cfg = json.loads(cfg_path.read_text())
+    family = cfg.get("plmcore_family") or {"esm": "esm", "bert": "bert", "t5": "t5"}.get(cfg.get("model_type"), "bert")
+    if family == "t5" and "ankh" in source.lower():
+        family = "ankh"
+    try:
+        return arch_from_config(cfg, family)
+    except KeyError:
+        return None
+
+
+@dataclass(frozen=True)
+class Estimate:
+    total_parameters: int
+    trainable_parameters: int
+    train_flops_per_window: float
+    seconds_per_epoch: float | None
+    memory_gb: float
+    basis: str
+
+
+def lora_parameters(arch: Arch, r: int, targets: tuple[str, ...] | None, n_classes: int = 2) -> int:
+    targets = tuple(targets or FAMILIES[arch.family if arch.family in FAMILIES else "t5"].lora_targets)
+    lora = sum(r * (i + o) for i, o in arch.target_shapes(targets))
+    head = arch.d_model * arch.d_model + arch.d_model + arch.d_model * n_classes + n_classes
+    return lora + head
+
+
+def forward_flops(arch: Arch, tokens: int, r: int = 0, targets: tuple[str, ...] | None = None) -> float:
+    """Matmul FLOPs of one forward pass over a sequence of `tokens` tokens."""
+    d, a, f = arch.d_model, arch.d_attn, arch.d_ff
+    per_token = 2 * (4 * d * a + (3 if arch.gated else 2) * d * f) + 2 * 2 * tokens * a
+    lora = 0
+    if r:
+        targets = tuple(targets or FAMILIES[arch.family if arch.family in FAMILIES else "t5"].lora_targets)
+        lora = sum(2 * r * (i + o) for i, o in arch.target_shapes(targets))
+    return tokens * (arch.layers * per_token + lora)
+
+
+def train_flops(arch: Arch, tokens: int, r: int, targets=None) -> float:
+    """Forward + backward: input gradients through every layer, weight gradients for LoRA only."""
+    fwd = forward_flops(arch, tokens, r, targets)
+    lora_w = forward_flops(arch, tokens, r, targets) - forward_flops(arch, tokens, 0)
+    return 2 * fwd + lora_w
+
+
+@lru_cache(maxsize=1)
+def measured_matmul_gflops() -> float:
+    """fp32 GFLOP/s of this machine's CPU on a mid-sized product (about 0.2 s to measure)."""
+    import torch
+
+    from plmcore.models import pick_device
+
+    dev = pick_device()
+    n = 1024 if dev.type == "cpu" else 4096
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < 0.2:
+        a @ b
+        reps += 1
+    if dev.type == "cuda":
+        torch.cuda.synchronize()
+    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+
+
+def profile() -> dict:
+    """Measured trainer efficiency and memory from the last benchmark run (see bench/)."""
+    if PROFILE_PATH.exists():
+        return json.loads(PROFILE_PATH.read_text())
+    return {}
+
+
+def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=None, batch_size: int = 8,
+             n_classes: int = 2, device_type: str = "cpu") -> Estimate | None:
+    """Parameters, memory and seconds per epoch of LoRA training `source` on `n_train` sequences."""
+    arch = arch_for(source)
+    if arch is None:
+        return None
+    tokens = window_tokens + arch.n_special
+    trainable = lora_parameters(arch, r, targets, n_classes)
+    total = arch.parameters + trainable
+    flops = train_flops(arch, tokens, r, targets)
+    prof = profile().get(device_type, {})
+    mfu = prof.get("train_mfu")
+    seconds = None
+    basis = "no benchmark profile for this device yet"
+    if mfu:
+        seconds = flops * n_train / (measured_matmul_gflops() * 1e9 * mfu)
+        basis = (f"{prof.get('train_mfu', 0):.0%} of this machine's measured matrix speed, as measured by "
+                 f"bench/run.py on {prof.get('machine', 'a reference machine')}")
+    # weights + optimiser state + activations kept for backward (fp32), plus the runtime itself
+    act_per_token_layer = 4 * (16 * arch.d_model + 2 * arch.d_ff + 2 * arch.heads * tokens)
+    activations = batch_size * tokens * arch.layers * act_per_token_layer
+    overhead = prof.get("runtime_overhead_bytes", 450e6 if device_type == "cpu" else 600e6)
+    memory = 4 * total + 12 * trainable + activations * prof.get("activation_scale", 1.0) + overhead
+    return Estimate(total, trainable, flops, seconds, memory / 1e9, basis)

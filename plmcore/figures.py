@@ -1,0 +1,182 @@
+"""Plotly figures for the app (no Streamlit here, so they can be tested and reused)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+import plotly.graph_objects as go
+
+from plmcore.metrics import METRIC_LABELS
+
+TEMPLATE = "plotly_white"
+PALETTE = px.colors.qualitative.Safe
+
+
+def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Figure:
+    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    return fig
+
+
+def loss_curves(runs: dict[str, list[dict]], x: str = "step") -> go.Figure:
+    """Training and validation loss of one or more runs against step or epoch."""
+    fig = go.Figure()
+    for i, (name, records) in enumerate(runs.items()):
+        color = PALETTE[i % len(PALETTE)]
+        prefix = f"{name}: " if len(runs) > 1 else ""
+        train = [r for r in records if r.get("kind") == "train"]
+        evals = [r for r in records if r.get("kind") == "eval"]
+        if train:
+            fig.add_trace(go.Scatter(x=[r[x] for r in train], y=[r["train_loss"] for r in train], mode="lines",
+                                     name=f"{prefix}train loss", line=dict(color=color)))
+        if evals:
+            fig.add_trace(go.Scatter(x=[r[x] for r in evals], y=[r["val_loss"] for r in evals],
+                                     mode="lines+markers", name=f"{prefix}validation loss",
+                                     line=dict(color=color, dash="dash")))
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title="cross-entropy loss")
+    return _layout(fig, "Loss")
+
+
+def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"), x: str = "step") -> go.Figure:
+    evals = [r for r in records if r.get("kind") == "eval"]
+    fig = go.Figure()
+    for i, m in enumerate(metrics):
+        key = f"val_{m}"
+        pts = [(r[x], r[key]) for r in evals if r.get(key) is not None]
+        if pts:
+            fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
+                                     name=METRIC_LABELS.get(m, m), line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title="validation metric", range=[-1 if "mcc" in metrics else 0, 1])
+    return _layout(fig, "Validation metrics")
+
+
+def confusion(report: dict) -> go.Figure:
+    cm = np.array(report["confusion_matrix"])
+    classes = report["classes"]
+    fig = go.Figure(go.Heatmap(z=cm, x=[f"pred {c}" for c in classes], y=[f"true {c}" for c in classes],
+                               colorscale="Blues", showscale=False, text=cm, texttemplate="%{text}",
+                               textfont=dict(size=18)))
+    fig.update_yaxes(autorange="reversed")
+    return _layout(fig, "Confusion matrix", height=320)
+
+
+def roc_curves(reports: dict[str, dict]) -> go.Figure:
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="lightgray", dash="dot"),
+                             showlegend=False, hoverinfo="skip"))
+    for i, (name, rep) in enumerate(reports.items()):
+        c = rep.get("curves")
+        if not c:
+            continue
+        auc = rep["metrics"].get("roc_auc")
+        fig.add_trace(go.Scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], mode="lines",
+                                 name=f"{name} (AUC {auc:.3f})", line=dict(color=PALETTE[i % len(PALETTE)])))
+    fig.update_xaxes(title="false positive rate (1 - specificity)", range=[0, 1])
+    fig.update_yaxes(title="true positive rate (sensitivity)", range=[0, 1.02])
+    return _layout(fig, "ROC curve")
+
+
+def pr_curves(reports: dict[str, dict]) -> go.Figure:
+    fig = go.Figure()
+    for i, (name, rep) in enumerate(reports.items()):
+        c = rep.get("curves")
+        if not c:
+            continue
+        ap = rep["metrics"].get("pr_auc")
+        fig.add_trace(go.Scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], mode="lines",
+                                 name=f"{name} (AP {ap:.3f})", line=dict(color=PALETTE[i % len(PALETTE)]),
+                                 line_shape="hv"))
+    fig.update_xaxes(title="recall (sensitivity)", range=[0, 1])
+    fig.update_yaxes(title="precision", range=[0, 1.02])
+    return _layout(fig, "Precision-recall curve")
+
+
+def metrics_table(reports: dict[str, dict], names=("mcc", "specificity", "sensitivity", "accuracy", "roc_auc",
+                                                   "pr_auc", "f1")) -> pd.DataFrame:
+    """Rows: metrics; columns: one per report, 'value [lo, hi]'."""
+    rows = {}
+    for name in names:
+        row = {}
+        for label, rep in reports.items():
+            v = rep["metrics"].get(name)
+            lo, hi = (rep.get("ci95") or {}).get(name) or (None, None)
+            if v is None:
+                row[label] = ""
+            elif lo is None:
+                row[label] = f"{v:.3f}"
+            else:
+                row[label] = f"{v:.3f}  [{lo:.3f}, {hi:.3f}]"
+        rows[METRIC_LABELS.get(name, name)] = row
+    return pd.DataFrame(rows).T
+
+
+def class_balance(counts: pd.DataFrame) -> go.Figure:
+    fig = px.bar(counts, x="label", y="count", color="label", color_discrete_sequence=PALETTE, text="count")
+    fig.update_layout(showlegend=False)
+    fig.update_xaxes(type="category")
+    return _layout(fig, "Class balance", height=300)
+
+
+def length_histogram(table: pd.DataFrame) -> go.Figure:
+    lengths = table["sequence"].str.len()
+    df = pd.DataFrame({"length": lengths, "label": table["label"].fillna("(none)")})
+    fig = px.histogram(df, x="length", color="label", barmode="overlay", nbins=min(60, max(5, lengths.nunique())),
+                       color_discrete_sequence=PALETTE)
+    fig.update_xaxes(title="sequence length (residues)")
+    return _layout(fig, "Length distribution", height=300)
+
+
+def enrichment_heatmap(enrichment: pd.DataFrame, positive: str) -> go.Figure:
+    limit = float(np.nanmax(np.abs(enrichment.to_numpy()))) or 1.0
+    fig = go.Figure(go.Heatmap(
+        z=enrichment.to_numpy(), x=[str(c) for c in enrichment.columns], y=list(enrichment.index),
+        colorscale="RdBu_r", zmid=0, zmin=-limit, zmax=limit,
+        colorbar=dict(title="log2<br>enrichment"),
+        hovertemplate="position %{x}<br>residue %{y}<br>log2(pos/neg) %{z:.2f}<extra></extra>",
+    ))
+    fig.update_xaxes(title="position relative to the centre residue", type="category")
+    fig.update_yaxes(title="residue", autorange="reversed")
+    return _layout(fig, f"Residue enrichment in class '{positive}' vs the rest, per window position", height=520)
+
+
+def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) -> go.Figure:
+    """Scatter of 2D or 3D coordinates; hover shows id and sequence."""
+    df = frame.copy()
+    df["x"], df["y"] = coords[:, 0], coords[:, 1]
+    hover = {"id": True, "sequence": True, "x": False, "y": False}
+    for col in ("label", "split", "predicted", "error"):
+        if col in df.columns:
+            hover[col] = True
+    df["sequence"] = df["sequence"].str.slice(0, 60)
+    kw = dict(color=color if color in df.columns else None, hover_data=hover, color_discrete_sequence=PALETTE)
+    if coords.shape[1] == 3:
+        df["z"] = coords[:, 2]
+        hover["z"] = False
+        fig = px.scatter_3d(df, x="x", y="y", z="z", **kw)
+        fig.update_traces(marker=dict(size=3))
+    else:
+        fig = px.scatter(df, x="x", y="y", **kw)
+        fig.update_traces(marker=dict(size=7, opacity=0.8))
+    fig.update_xaxes(showticklabels=False, title=None)
+    fig.update_yaxes(showticklabels=False, title=None)
+    return _layout(fig, title, height=480)
+
+
+def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: float) -> go.Figure:
+    """Probability at every candidate residue along one protein, with the decision threshold."""
+    rows = scan[scan["protein_id"] == protein_id]
+    colors = np.where(rows["probability"] >= threshold, "#c0392b", "#2a6f97")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(
+        x=rows["position"], y=rows["probability"], mode="markers+lines", line=dict(color="lightgray"),
+        marker=dict(color=colors, size=9),
+        text=[f"{r}{p}" for r, p in zip(rows["residue"], rows["position"])],
+        hovertemplate="%{text}<br>p = %{y:.3f}<extra></extra>", name="candidate sites",
+    ))
+    fig.add_hline(y=threshold, line=dict(color="#c0392b", dash="dash"), annotation_text=f"threshold {threshold:.2f}")
+    fig.update_xaxes(title="position in protein", range=[0, length + 1])
+    fig.update_yaxes(title="probability", range=[0, 1.02])
+    return _layout(fig, protein_id, height=300)
