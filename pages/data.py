@@ -137,14 +137,19 @@ def show_dataset() -> None:
     cols = st.columns(4)
     cols[0].metric("Sequences", len(table))
     cols[1].metric("Classes", len(classes))
-    cols[2].metric("Length", f"{info['length']} (aligned windows)" if info["aligned"]
-                   else f"{table['sequence'].str.len().min()}–{table['sequence'].str.len().max()}")
+    cols[2].metric("Length (residues)", f"{info['length']}" if info["aligned"]
+                   else f"{table['sequence'].str.len().min()}–{table['sequence'].str.len().max()}",
+                   help="all sequences have the same length: aligned site windows" if info["aligned"] else None)
     cols[3].metric("Separate test file", f"{len(test)} sequences" if test is not None else "none")
     with st.expander("Preview", expanded=False):
         st.dataframe(table.drop(columns=["source"], errors="ignore").head(500), width="stretch", hide_index=True)
     c1, c2 = st.columns(2)
     c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
-    c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
+    if info["aligned"]:
+        c2.info(f"All {len(table)} sequences are {info['length']}-residue windows"
+                + (f" centred on {', '.join(info['center_residues'])}." if info["center_residues"] else "."))
+    else:
+        c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
     enrichment = DS.position_enrichment(table, positive) if len(classes) == 2 else None
     if enrichment is not None:
         st.plotly_chart(F.enrichment_heatmap(enrichment, positive), width="stretch", key="data_enrichment")

@@ -46,7 +46,9 @@ def page() -> None:
                              key="pred_residues", help="e.g. Y, or STY for all phospho-acceptors")
     threshold = c2.slider("Decision threshold", 0.0, 1.0, float(loaded.threshold), 0.01, key="pred_threshold",
                           help="the run's chosen threshold by default")
-    if table is not None and st.button("Score", key="pred_go", type="primary"):
+    if st.button("Score", key="pred_go", type="primary"):
+        if table is None:
+            ui.fail("Paste sequences or upload a FASTA file first.")
         table, warnings = clean_input(table)
         for w in warnings:
             st.warning(w.message)

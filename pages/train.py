@@ -145,9 +145,9 @@ def start(config: TrainConfig, split) -> None:
 @st.fragment(run_every=1.5)
 def live(run: RunDir) -> None:
     status = run.status()
-    render(run, status)
     if status.get("state") not in ACTIVE_STATES:
-        st.rerun()  # stop polling: the page shows the final state without a timer
+        st.rerun()  # stop polling: the whole page reruns and shows the final state without a timer
+    render(run, status)
     if st.button("Stop training", key="train_stop", type="secondary"):
         cancel(run)
         st.toast("Stopping: the run saves a checkpoint and ends as 'cancelled'.")
@@ -186,26 +186,34 @@ def render(run: RunDir, status: dict) -> None:
             st.code(tail, language=None)
 
 
-def page() -> None:
-    ds, split = choose_data()
-    source = choose_model()
-    config = settings(source, split)
-    show_estimate(config, split)
-    if st.button("Start training", key="train_start", type="primary"):
-        start(config, split)
+def current_run() -> RunDir | None:
+    """The active run, else the last one started from this page."""
+    active = [RunDir(runs_root() / n) for n in ui.active_run_names()]
+    if active:
+        return active[0]
     name = ui.remembered("train_run")
     run = RunDir(runs_root() / name) if name else None
-    active = [RunDir(runs_root() / n) for n in ui.active_run_names()]
-    if active and (run is None or run.status().get("state") not in ACTIVE_STATES):
-        run = active[0]
-    if run is None or not run.exists():
-        return
-    st.divider()
-    st.subheader("Training run")
-    if run.status().get("state") in ACTIVE_STATES:
-        live(run)
-    else:
-        render(run, run.status())
+    return run if run is not None and run.exists() else None
+
+
+def page() -> None:
+    run = current_run()
+    running = run is not None and run.status().get("state") in ACTIVE_STATES
+    if run is not None:
+        st.subheader("Training run" if running else "Last run")
+        if running:
+            live(run)
+        else:
+            render(run, run.status())
+        st.divider()
+    with st.expander("Start a new run", expanded=not running):
+        ds, split = choose_data()
+        source = choose_model()
+        config = settings(source, split)
+        show_estimate(config, split)
+        if st.button("Start training", key="train_start", type="primary"):
+            start(config, split)
+            st.rerun()
 
 
 ui.guard(page)

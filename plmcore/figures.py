@@ -14,8 +14,9 @@ PALETTE = px.colors.qualitative.Safe
 
 
 def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Figure:
+    # legend under the plot, so it never runs into the title
     fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
 
 
@@ -113,8 +114,16 @@ def metrics_table(reports: dict[str, dict], names=("mcc", "specificity", "sensit
     return pd.DataFrame(rows).T
 
 
+def class_colors(labels) -> dict[str, str]:
+    """One fixed colour per class, the same in every chart."""
+    from plmcore.data import classes_of
+
+    return {c: PALETTE[i % len(PALETTE)] for i, c in enumerate(classes_of(pd.Series(list(labels)).dropna().unique()))}
+
+
 def class_balance(counts: pd.DataFrame) -> go.Figure:
-    fig = px.bar(counts, x="label", y="count", color="label", color_discrete_sequence=PALETTE, text="count")
+    fig = px.bar(counts, x="label", y="count", color="label", color_discrete_map=class_colors(counts["label"]),
+                 text="count")
     fig.update_layout(showlegend=False)
     fig.update_xaxes(type="category")
     return _layout(fig, "Class balance", height=300)
@@ -124,7 +133,7 @@ def length_histogram(table: pd.DataFrame) -> go.Figure:
     lengths = table["sequence"].str.len()
     df = pd.DataFrame({"length": lengths, "label": table["label"].fillna("(none)")})
     fig = px.histogram(df, x="length", color="label", barmode="overlay", nbins=min(60, max(5, lengths.nunique())),
-                       color_discrete_sequence=PALETTE)
+                       color_discrete_map=class_colors(df["label"]))
     fig.update_xaxes(title="sequence length (residues)")
     return _layout(fig, "Length distribution", height=300)
 
@@ -152,6 +161,8 @@ def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) 
             hover[col] = True
     df["sequence"] = df["sequence"].str.slice(0, 60)
     kw = dict(color=color if color in df.columns else None, hover_data=hover, color_discrete_sequence=PALETTE)
+    if color in ("label", "predicted"):
+        kw["color_discrete_map"] = class_colors(pd.concat([df["label"], df.get("predicted", df["label"])]))
     if coords.shape[1] == 3:
         df["z"] = coords[:, 2]
         hover["z"] = False

@@ -1,0 +1,175 @@
+"""Every page of the Streamlit app under AppTest, with a tiny random-weight model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from plmcore.config import DataSpec, TrainConfig
+from plmcore.datasets import DatasetStore
+from plmcore.runs import list_runs, wait
+from plmcore.train import train
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.setenv("PLMCORE_WORKSPACE", str(tmp_path / "ws"))
+    return tmp_path / "ws"
+
+
+@pytest.fixture
+def dephos(shared_data):
+    return shared_data / "dephos_Y"
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    if page:
+        at.switch_page(f"pages/{page}.py").run()
+    assert not at.exception, at.exception
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [e.value for e in at.error]
+
+
+def upload_dataset(at: AppTest, path: Path, name: str) -> AppTest:
+    at.radio(key="data_how").set_value("Upload a file").run()
+    at.text_input(key="data_name").set_value(name)
+    at.file_uploader(key="data_upload").upload(path.name, path.read_bytes(), "text/plain")
+    at.run()
+    at.button(key="data_save").click().run()
+    return at
+
+
+def test_data_page_uploads_validates_and_splits(workspace, dephos):
+    at = upload_dataset(app(), dephos / "train_sequences.fasta", "dephos")
+    assert not errors(at)
+    assert any("Saved dataset 'dephos': 201 sequences" in s.value for s in at.success)
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Sequences"] == "201" and metrics["Classes"] == "2"
+    assert metrics["Length (residues)"] == "33"
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert len(titles) == 2 and "enrichment" in titles[1]  # class balance, enrichment heatmap
+    at.number_input(key="data_split_val").set_value(0.2)
+    at.button(key="data_split_save").click().run()
+    split = DatasetStore().get("dephos").split()
+    assert split["split"].value_counts().to_dict() == {"train": 141, "val": 40, "test": 20}
+
+
+def test_bad_upload_shows_the_record_and_keeps_the_earlier_dataset(workspace, dephos, tmp_path):
+    at = upload_dataset(app(), dephos / "train_sequences.fasta", "dephos")
+    before = (DatasetStore().get("dephos").path / "table.csv").read_bytes()
+    bad = tmp_path / "bad.fasta"
+    bad.write_text(">ok1 LABEL=1\nMKTAYIAK\n>broken LABEL=0\nMKT4YIAK\n")
+    at.file_uploader(key="data_upload").set_value(None)
+    upload_dataset(at, bad, "dephos")  # same name: must not replace the good one
+    msgs = " ".join(e.value for e in at.error) + " ".join(m.value for m in at.markdown)
+    assert "Nothing was saved" in msgs
+    assert "broken" in msgs and "bad.fasta:3" in msgs
+    assert (DatasetStore().get("dephos").path / "table.csv").read_bytes() == before
+    assert {m.label: m.value for m in at.metric}["Sequences"] == "201"
+
+
+def test_tutorial_fetch_checks_md5_and_fails_clearly_offline(workspace, dephos, monkeypatch):
+    monkeypatch.setenv("PLMCORE_TUTORIAL_URL", dephos.as_uri() + "/")
+    at = app()
+    at.radio(key="data_how").set_value("Tutorial dataset").run()
+    at.button(key="data_fetch").click().run()
+    assert not errors(at), errors(at)
+    split = DatasetStore().list()[0].split()
+    assert split["split"].value_counts().to_dict() == {"train": 161, "test": 50, "val": 40}
+    monkeypatch.setenv("PLMCORE_TUTORIAL_URL", "http://127.0.0.1:9/nothing/")
+    at.button(key="data_fetch").click().run()
+    assert any("Could not download" in e and "zenodo.org/record/10986248" in e for e in errors(at))
+
+
+def test_train_page_starts_a_worker_and_shows_live_metrics(workspace, dephos):
+    upload_dataset(app(), dephos / "train_sequences.fasta", "dephos")
+    at = app("train")
+    tiny = next(o for o in at.selectbox(key="train_model").options if o.startswith("Tiny ESM"))
+    at.selectbox(key="train_model").set_value(tiny).run()
+    at.number_input(key="train_epochs").set_value(3).run()
+    assert {m.label for m in at.metric} >= {"Parameters", "Trained with LoRA", "Memory (estimate)"}
+    at.button(key="train_start").click().run()
+    assert not errors(at)
+    run = list_runs()[0]
+    seen_chart = False
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        at.run()
+        seen_chart = seen_chart or bool(at.get("plotly_chart"))
+        if run.status().get("state") == "finished":
+            break
+        time.sleep(1)
+    at.run()
+    assert run.status()["state"] == "finished", run.log_tail()
+    assert seen_chart
+    labels = {m.label for m in at.metric}
+    assert {"Validation MCC", "Validation ROC-AUC", "Validation accuracy"} <= labels
+    # a second start while one is active is refused with the active run's name
+    at.button(key="train_start").click().run()
+    second = list_runs()[0]
+    at.button(key="train_start").click().run()
+    assert any("already active" in e and second.name in e for e in errors(at)) or \
+        second.status()["state"] == "finished"
+    wait(second, timeout=120)
+
+
+@pytest.fixture
+def finished_run(workspace, dephos):
+    config = TrainConfig(model="random:tiny-esm", epochs=2, learning_rate=1e-3,
+                         data=DataSpec(train=(str(dephos / "train_sequences.fasta"),),
+                                       test=str(dephos / "test_sequences.fasta"), dataset="dephos"))
+    from plmcore import data as D
+
+    table = D.validate(D.read_table(dephos / "train_sequences.fasta")).table
+    DatasetStore().save("dephos", table)
+    return train(config)
+
+
+def test_runs_page_shows_metrics_with_intervals_and_curves(finished_run):
+    at = app("runs")
+    assert not errors(at)
+    table = at.dataframe[1].value
+    assert "ROC-AUC" in table.index and "[" in table.iloc[0, 0]
+    assert len(at.get("plotly_chart")) >= 4  # confusion, ROC, PR, loss (+ validation metrics)
+    at.radio(key="runs_mode").set_value("Compare runs").run()
+    assert not errors(at) and at.get("plotly_chart")
+
+
+def test_embeddings_page_renders_projections_side_by_side(finished_run):
+    at = app("embeddings")
+    at.button(key="emb_go").click().run()
+    assert not errors(at), errors(at)
+    assert len(at.get("plotly_chart")) == 2  # base and fine-tuned
+    at.selectbox(key="emb_method").set_value("pca").run()
+    at.radio(key="emb_dims").set_value(3).run()
+    at.selectbox(key="emb_colour").set_value("error").run()
+    assert not errors(at) and len(at.get("plotly_chart")) == 2
+    # the same request again comes from the cache
+    at.button(key="emb_go").click().run()
+    assert any("from the cache" in c.value for c in at.caption)
+
+
+def test_predict_page_scores_a_window_and_scans_a_protein(finished_run, dephos):
+    windows = [line for line in (dephos / "test_sequences.fasta").read_text().splitlines()
+               if not line.startswith(">")]
+    at = app("predict")
+    at.text_area(key="pred_text").set_value(f">w1\n{windows[0]}\n>prot\n{''.join(windows[:4])}\n").run()
+    at.button(key="pred_go").click().run()
+    assert not errors(at), errors(at)
+    heads = [s.value for s in at.subheader]
+    assert heads[0] == "Windows (1)"
+    n_y = "".join(windows[:4]).count("Y")
+    assert f"{n_y} candidate sites" in heads[1]
+    assert at.get("plotly_chart")
+    at.slider(key="pred_threshold").set_value(0.0).run()
+    assert f"{n_y} predicted at threshold 0.00" in at.subheader[1].value

@@ -1,0 +1,126 @@
+"""End to end in a real browser: `streamlit run app.py`, driven by Playwright in headless Chromium.
+
+Upload the shared dephos FASTA, train the tiny model, watch the loss chart get points, then
+score a sequence on the Predict page. Screenshots go to tests/artifacts/.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "tests" / "artifacts"
+CHROMIUM = os.environ.get("PLMCORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium is not installed at {CHROMIUM} (Debian: apt-get install chromium); "
+                    ".ci/run installs it where apt-get is allowed")
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    port = _free_port()
+    env = dict(os.environ, PLMCORE_WORKSPACE=str(tmp_path_factory.mktemp("browser_ws")), PYTHONPATH=str(ROOT))
+    log = (tmp_path_factory.mktemp("browser_log") / "streamlit.log").open("w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while time.time() < deadline:
+        try:
+            if urllib.request.urlopen(url + "/_stcore/health", timeout=2).read() == b"ok":
+                break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.terminate()
+        pytest.fail(f"streamlit did not start; see {log.name}")
+    yield url
+    proc.terminate()
+    proc.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM, headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run", "--disable-quic"],
+        )
+        pg = browser.new_page(viewport={"width": 1400, "height": 1600})
+        pg.set_default_timeout(60_000)
+        yield pg
+        browser.close()
+
+
+def _select(page, label: str, option_text: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
+    box.click()
+    page.get_by_role("option").filter(has_text=option_text).first.click()
+
+
+def test_upload_train_watch_and_predict(server, page, shared_data):
+    fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
+    page.goto(server)
+    page.get_by_text("Add a dataset").wait_for()
+    page.get_by_text("Upload a file", exact=True).click()
+    page.get_by_label("Dataset name").fill("dephos")
+    page.get_by_label("Dataset name").press("Enter")
+    page.locator('input[type="file"]').first.set_input_files(str(fasta))
+    page.get_by_role("button", name="Check and save").click()
+    page.get_by_text("Saved dataset 'dephos': 201 sequences").wait_for()
+    heatmap = page.locator(".js-plotly-plot").nth(1)  # class balance, enrichment
+    heatmap.wait_for()
+    page.screenshot(path=str(ARTIFACTS / "1_data.png"))
+    heatmap.scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "1b_data_charts.png"))
+
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("button", name="Start training").wait_for()
+    _select(page, "Model", "Tiny ESM")
+    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True).first
+    epochs.fill("3")
+    epochs.press("Enter")
+    page.get_by_role("button", name="Start training").click()
+    # the live loss chart gets points while the worker trains
+    page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "2_training.png"), full_page=False)
+    page.get_by_text("Finished.").wait_for(timeout=300_000)
+    page.screenshot(path=str(ARTIFACTS / "3_trained.png"), full_page=False)
+
+    page.get_by_role("link", name="Runs & evaluation").click()
+    page.get_by_role("tab", name="Test metrics").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()  # the confusion matrix
+    page.screenshot(path=str(ARTIFACTS / "4_runs.png"), full_page=False)
+
+    page.get_by_role("link", name="Predict").click()
+    window = fasta.read_text().splitlines()[1]
+    page.get_by_label("FASTA (or one sequence per line)").fill(f">my_window\n{window}\n>my_protein\n{window * 3}")
+    page.get_by_role("button", name="Score").click()
+    page.get_by_text("Windows (1)").wait_for()
+    page.get_by_text("Scanned proteins: 1 proteins").wait_for()
+    page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
+    page.screenshot(path=str(ARTIFACTS / "5_predict.png"), full_page=False)
+    assert page.get_by_text("my_window").count() >= 1
