@@ -10,6 +10,8 @@ from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import ui
+from plmcore.leakage import leakage_report
+from plmcore.splits import make_split
 
 st.title("Data")
 st.caption("Labelled sequences for training: upload them, check them, and choose how to split them.")
@@ -165,29 +167,62 @@ def show_dataset() -> None:
 
 def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None) -> None:
     st.subheader("Split")
-    saved = ds.meta.get("split")
-    c = st.columns(4)
-    use_test = test is not None and c[0].checkbox("Use the separate test file as test set", value=True,
-                                                   key="data_split_use_test")
-    val = c[1].number_input("Validation fraction", 0.0, 0.5, float((saved or {}).get("val_fraction", 0.1)),
-                            0.05, key="data_split_val")
-    tst = c[2].number_input("Test fraction", 0.0, 0.5, 0.0 if use_test else float((saved or {}).get("test_fraction", 0.1)),
+    saved = ds.meta.get("split") or {}
+    methods = {"random": "random, stratified by label", "protein": "grouped by protein (UniProt accession)",
+               "identity": "by sequence identity (clusters never straddle splits)"}
+    method = st.radio("How to split", list(methods), format_func=methods.get, horizontal=True,
+                      index=list(methods).index(saved.get("method", "random")), key="data_split_method",
+                      help="A random split puts windows of one protein on both sides; grouped splits don't.")
+    c = st.columns(5)
+    use_test = test is not None and c[0].checkbox("Use the separate test file", value=True, key="data_split_use_test")
+    val = c[1].number_input("Validation fraction", 0.0, 0.5, float(saved.get("val_fraction", 0.1)), 0.05,
+                            key="data_split_val")
+    tst = c[2].number_input("Test fraction", 0.0, 0.5, 0.0 if use_test else float(saved.get("test_fraction", 0.1) or 0.1),
                             0.05, key="data_split_test", disabled=use_test)
-    seed = c[3].number_input("Seed", 0, 2**31 - 1, int((saved or {}).get("seed", 42)), key="data_split_seed")
+    seed = c[3].number_input("Seed", 0, 2**31 - 1, int(saved.get("seed", 42)), key="data_split_seed")
+    identity = c[4].number_input("Identity threshold", 0.2, 1.0, float(saved.get("identity_threshold", 0.5)), 0.05,
+                                 key="data_split_identity", disabled=method != "identity")
     stratify = st.checkbox("Stratify by label", value=True, key="data_split_stratify")
     if st.button("Save split", key="data_split_save"):
-        split = D.split_table(table, val_fraction=val, test_fraction=0.0 if use_test else tst, seed=int(seed),
-                              stratify=stratify, test_table=test if use_test else None)
-        ds.save_split(split, {"method": "random", "val_fraction": val, "test_fraction": 0.0 if use_test else tst,
-                              "seed": int(seed), "stratify": stratify,
-                              "test_source": "uploaded test file" if use_test else "held out"})
-        st.success("Split saved.")
+        with st.spinner("Splitting…"):
+            split, info = make_split(table, method=method, val_fraction=val, test_fraction=tst, seed=int(seed),
+                                     stratify=stratify, test_table=test if use_test else None,
+                                     identity_threshold=float(identity))
+        ds.save_split(split, info)
+        st.success("Split saved" + (f" (clustering: {info['tool']})." if info.get("tool") else "."))
+    with st.expander("Attach or replace a separate test file"):
+        up = st.file_uploader("Test file (same format as the dataset)", key="data_attach_test",
+                              type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+        if up is not None and st.button("Check and attach", key="data_attach_go"):
+            labels = {k: v for k, v in ds.meta.items() if k in ("label_source", "label_column")}
+            if labels.get("label_source") not in ("header", "column"):
+                labels = {"label_source": "header"}
+            report = D.validate(D.read_table(_save_upload(up), display_name=up.name, **labels), min_classes=1)
+            _show_report(report, "Test file")
+            if report.ok:
+                store.save(ds.name, table, test=report.table, meta={k: v for k, v in ds.meta.items()
+                                                                      if k not in ("split",)})
+                st.success(f"Attached {len(report.table)} test sequences; save the split again to use them.")
     split = ds.split()
     if split is None:
-        st.info("No split saved yet: the Train page will use the settings above.")
+        st.info("No split saved yet: the Train page will use 10% validation and 10% test (or the test file).")
         return
+    saved = ds.meta.get("split") or {}
     counts = pd.crosstab(split["split"], split["label"]).reindex(["train", "val", "test"]).fillna(0).astype(int)
-    st.dataframe(counts, width="content")
+    c1, c2 = st.columns([1, 3])
+    c1.dataframe(counts, width="content")
+    c2.caption(f"Saved split: {saved.get('method', 'random')}"
+               + (f", clustering by {saved['tool']} at {saved.get('identity_threshold')}" if saved.get("tool") else "")
+               + f", seed {saved.get('seed', '?')}, test from the {saved.get('test_source', 'held-out part')}.")
+    if (split["split"] == "test").any():
+        st.markdown("**Leakage check of this split** (training + validation against test)")
+        ui.show_leakage(leakage_of(str(ds.path / "split.csv"), (ds.path / "split.csv").stat().st_mtime_ns))
+
+
+@st.cache_data(show_spinner="Checking the split for leakage…", max_entries=8)
+def leakage_of(path: str, stamp: int) -> dict:
+    split = D.load_split(path)
+    return leakage_report(split[split["split"] != "test"], split[split["split"] == "test"])
 
 
 ui.guard(add_dataset)

@@ -7,6 +7,8 @@ import streamlit as st
 
 from plmcore import figures as F
 from plmcore import ui
+from plmcore.assess import split_leaderboard
+from plmcore.baselines import leaderboard
 from plmcore.runs import RunDir, delete_run, export_zip, import_zip, list_runs
 
 st.title("Runs & evaluation")
@@ -33,7 +35,15 @@ def one_run(run: RunDir) -> None:
     records = run.read_metrics()
     if status.get("state") == "failed":
         st.error(f"This run failed: {status.get('error')}")
-    tabs = st.tabs(["Test metrics", "Curves", "Training", "Configuration", "Files"])
+    tabs = st.tabs(["Test metrics", "Baselines & verdict", "Leakage", "Calibration", "Curves", "Training",
+                    "Configuration", "Files"])
+    with tabs[1]:
+        baselines_tab(run)
+    with tabs[2]:
+        leakage_tab(run)
+    with tabs[3]:
+        calibration_tab(run, report)
+    tabs = [tabs[0], *tabs[4:]]
     with tabs[0]:
         if report is None:
             st.info(f"No test report: the run is {status.get('state')}"
@@ -41,10 +51,18 @@ def one_run(run: RunDir) -> None:
         else:
             st.markdown(f"**{report['n']} test sequences**, decision threshold {report.get('threshold') or 0.5:.2f}; "
                         f"brackets: 95% bootstrap confidence intervals ({report['n_boot']} resamples).")
+            shown = {"at 0.50": report}
+            chosen = report.get("at_threshold")
+            if chosen and abs(chosen["threshold"] - 0.5) > 1e-9:
+                shown = {"at 0.50": report,
+                         f"at {chosen['threshold']:.2f} (chosen on validation, {chosen['objective']})":
+                             dict(chosen, n=report["n"])}
             c1, c2 = st.columns([3, 2])
-            c1.dataframe(F.metrics_table({run.name: report}).rename(columns={run.name: "value [95% CI]"}),
-                         width="stretch")
+            c1.dataframe(F.metrics_table(shown), width="stretch")
             c2.plotly_chart(F.confusion(report), width="stretch", key="runs_cm")
+            verdict = _verdict(run)
+            if verdict:
+                st.info(verdict)
     with tabs[1]:
         if report and report.get("curves"):
             c1, c2 = st.columns(2)
@@ -75,6 +93,105 @@ def one_run(run: RunDir) -> None:
             st.rerun()
 
 
+def _verdict(run: RunDir) -> str | None:
+    path = run.path / "comparison.json"
+    return json.loads(path.read_text()).get("verdict") if path.exists() else None
+
+
+def baselines_tab(run: RunDir) -> None:
+    entries = split_leaderboard(run, list_runs())
+    if len(entries) < 2:
+        st.info("No baselines for this run (they are fitted when a run finishes with a test split; "
+                "the 'Baselines' switch on the Train page turns them off).")
+        return
+    board = leaderboard(entries)
+    st.markdown(f"**Leaderboard on this run's test split** (n = {int(board['n'].iloc[0])}): every model trained "
+                "on the same split, with 95% bootstrap intervals. Baselines chose their regularisation on the "
+                "validation split only.")
+    st.dataframe(F.leaderboard_table(board), hide_index=True, width="stretch")
+    st.plotly_chart(F.interval_plot(board), width="stretch", key="runs_intervals")
+    path = run.path / "comparison.json"
+    if path.exists():
+        comparison = json.loads(path.read_text())
+        st.markdown(f"**Paired comparison** on the same test items, against the best baseline "
+                    f"(**{comparison['best_baseline']}**, {comparison['best_chosen_by']}):")
+        st.info(comparison["verdict"])
+        rows = []
+        for name, c in comparison["comparisons"].items():
+            for metric in ("roc_auc", "mcc"):
+                m = c["metrics"][metric]
+                lo, hi = m["ci95"]
+                rows.append({"baseline": name, "metric": "ROC-AUC" if metric == "roc_auc" else "MCC",
+                             "fine-tuned": m["a"], "baseline value": m["b"], "difference": m["difference"],
+                             "95% CI of difference": "" if lo is None else f"[{lo:+.3f}, {hi:+.3f}]",
+                             "resamples fine-tuned ahead": m["p_a_better"], "verdict": c["verdict"]})
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                    for k in ("fine-tuned", "baseline value", "difference", "resamples fine-tuned ahead")})
+
+
+def leakage_tab(run: RunDir) -> None:
+    path = run.path / "leakage.json"
+    if not path.exists():
+        st.info("No leakage report for this run (it needs a test split).")
+        return
+    leak = json.loads(path.read_text())
+    ui.show_leakage(leak, detailed=True)
+
+
+def calibration_tab(run: RunDir, report: dict | None) -> None:
+    if not report or "calibration" not in report:
+        st.info("Calibration needs a finished binary run with a test split.")
+        return
+    cal = report["calibration"]
+    c1, c2 = st.columns([3, 2])
+    c1.plotly_chart(F.reliability_diagram(cal), width="stretch", key="runs_reliability")
+    decision = json.loads((run.path / "threshold.json").read_text()) if (run.path / "threshold.json").exists() else {}
+    c2.metric("Brier score (test)", f"{cal['brier']:.3f}", help="mean squared error of the probabilities; lower is better")
+    c2.metric("Expected calibration error", f"{cal.get('ece', float('nan')):.3f}")
+    c2.metric("Decision threshold", f"{decision.get('threshold', 0.5):.3f}",
+              help=f"chosen on the validation split ({decision.get('objective', 'fixed')}); the Predict page uses it")
+    if decision.get("temperature"):
+        c2.metric("Temperature (fitted on validation)", f"{decision['temperature']:.2f}")
+    if decision.get("note"):
+        c2.caption(decision["note"])
+
+
+def cross_validation() -> None:
+    from plmcore.cv import cv_root
+
+    cvs = list_runs(cv_root())
+    if not cvs:
+        st.info("No cross-validation yet: start one on the Train page ('Cross-validate').")
+        return
+    cv = ui.pick_run("Cross-validation", "runs_cv", runs=cvs)
+    status = cv.status()
+    frac = (status.get("fold") or 0) / max(status.get("folds") or 1, 1)
+    st.progress(frac if status.get("state") != "finished" else 1.0,
+                text=f"{status.get('state')}: fold {status.get('fold', 0)} of {status.get('folds', '?')}")
+    path = cv.path / "cv.json"
+    if not path.exists():
+        st.caption("Results appear after the first fold.")
+        return
+    summary = json.loads(path.read_text())
+    st.markdown(f"**{summary['completed']} of {summary['folds']} folds**, {summary['how']}. Mean ± standard "
+                "deviation over folds; every model saw the same folds.")
+    rows = []
+    for model, metrics in summary["summary"].items():
+        row = {"model": model}
+        for m, label in (("roc_auc", "ROC-AUC"), ("mcc", "MCC"), ("accuracy", "Accuracy"),
+                         ("sensitivity", "Sensitivity"), ("specificity", "Specificity")):
+            s = metrics[m]
+            row[label] = "" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}"
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.plotly_chart(F.cv_folds(summary), width="stretch", key="cv_box")
+    per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get("roc_auc") for m, v in r["models"].items()}}
+                             for r in summary["per_fold"]])
+    st.caption("ROC-AUC per fold")
+    st.dataframe(per_fold, hide_index=True, width="stretch")
+
+
 def compare(runs: list[RunDir]) -> None:
     names = [r.name for r in runs]
     chosen = st.multiselect("Runs to compare", names, default=names[:2] if len(names) > 1 else names,
@@ -97,11 +214,14 @@ def page() -> None:
             run = import_zip(up.getvalue())
             st.success(f"Imported as {run.name}.")
     runs = list_runs()
+    mode = st.radio("View", ["One run", "Compare runs", "Cross-validation"], horizontal=True, key="runs_mode")
+    if mode == "Cross-validation":
+        cross_validation()
+        return
     if not runs:
         st.info("No runs yet: start one on the Train page.")
         return
     runs_table(runs)
-    mode = st.radio("View", ["One run", "Compare runs"], horizontal=True, key="runs_mode")
     if mode == "One run":
         run = ui.pick_run("Run", "runs_selected", runs=runs)
         one_run(run)

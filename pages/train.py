@@ -98,13 +98,27 @@ def settings(source: str, split) -> TrainConfig:
         targets = st.text_input("LoRA target modules (comma-separated; empty = the family's defaults)",
                                 value=default_targets, key=f"train_targets_{source}")
         threads = st.number_input("CPU threads (0 = all cores)", 0, 256, 0, key="train_threads")
+    c = st.columns(4)
+    baselines = c[0].toggle("Baselines", value=True, key="train_baselines",
+                            help="fit composition, one-hot and frozen-embedding logistic regressions on the same split "
+                                 "and compare them with the fine-tuned model")
+    objective = c[1].selectbox("Decision threshold", ["mcc", "specificity", "sensitivity", "fixed"],
+                               key="train_threshold_objective",
+                               format_func={"mcc": "best MCC on validation", "specificity": "target specificity",
+                                            "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}.get)
+    target = c[2].number_input("Target (for specificity / sensitivity)", 0.05, 1.0, 0.9, 0.05,
+                               key="train_threshold_target", disabled=objective not in ("specificity", "sensitivity"))
+    temperature = c[3].toggle("Temperature scaling", value=False, key="train_temperature",
+                              help="calibrate probabilities on the validation split")
     data = DataSpec(dataset=st.session_state.get("train_dataset"), label_source="split")
     return TrainConfig(
         model=source, pooling=pooling, lora_r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout),
         lora_targets=tuple(t.strip() for t in targets.split(",") if t.strip()) or None,
         epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum),
         class_weights=weights, early_stopping_metric=metric, patience=int(patience) or None, seed=int(seed),
-        threads=int(threads) or None, data=data,
+        threads=int(threads) or None, baselines=baselines, threshold_objective=objective,
+        threshold_target=float(target) if objective in ("specificity", "sensitivity") else None,
+        temperature_scaling=temperature, data=data,
     )
 
 
@@ -138,7 +152,7 @@ def start(config: TrainConfig, split) -> None:
         ui.fail(message)
     run = create_run(config, split=split, root=runs_root())
     start_worker(run)
-    ui.remember("train_run", run.name)
+    ui.remember("train_run_path", str(run.path))
     st.toast(f"Started run {run.name}")
 
 
@@ -153,17 +167,22 @@ def live(run: RunDir) -> None:
         st.toast("Stopping: the run saves a checkpoint and ends as 'cancelled'.")
 
 
-def render(run: RunDir, status: dict) -> None:
+def render(run: RunDir, status: dict, key: str = "") -> None:
     frac, text = ui.run_progress(status)
     st.progress(frac, text=f"{run.name}: {text}")
     state = status.get("state")
+    if status.get("stage") and state == "running":
+        st.caption(f"Finishing: {status['stage']}…")
     if state == "failed":
         st.error(f"The run failed: {status.get('error')}")
     elif state == "cancelled":
         st.warning("The run was stopped. Its last checkpoint is kept; it can be resumed from the command line "
                    f"with `python -m plmcore train --run-dir {run.path} --resume`.")
     elif state == "finished":
-        st.success("Finished. The Runs page has the test metrics with confidence intervals, curves and more.")
+        st.success("Finished. The Runs page has the test metrics with confidence intervals, the baselines and "
+                   "the leakage report.")
+        if status.get("verdict"):
+            st.info(status["verdict"])
     records = run.read_metrics()
     evals = [r for r in records if r.get("kind") == "eval"]
     if evals:
@@ -175,9 +194,9 @@ def render(run: RunDir, status: dict) -> None:
         c[3].metric("Epoch", f"{last['epoch']}")
     if records:
         c1, c2 = st.columns(2)
-        c1.plotly_chart(F.loss_curves({run.name: records}), width="stretch", key=f"loss_{run.name}")
+        c1.plotly_chart(F.loss_curves({run.name: records}), width="stretch", key=f"loss_{run.name}{key}")
         if evals:
-            c2.plotly_chart(F.val_metric_curves(records), width="stretch", key=f"valm_{run.name}")
+            c2.plotly_chart(F.val_metric_curves(records), width="stretch", key=f"valm_{run.name}{key}")
     else:
         st.caption("Waiting for the first logged step…")
     tail = run.log_tail(12)
@@ -187,33 +206,110 @@ def render(run: RunDir, status: dict) -> None:
 
 
 def current_run() -> RunDir | None:
-    """The active run, else the last one started from this page."""
-    active = [RunDir(runs_root() / n) for n in ui.active_run_names()]
+    """The active run or cross-validation, else the last one started from this page."""
+    active = ui.all_active()
     if active:
         return active[0]
-    name = ui.remembered("train_run")
-    run = RunDir(runs_root() / name) if name else None
+    path = ui.remembered("train_run_path")
+    run = RunDir(path) if path else None
     return run if run is not None and run.exists() else None
+
+
+def start_cv(config: TrainConfig, ds, folds: int, grouped: bool) -> None:
+    from plmcore.cv import create_cv
+
+    ok, message = ui.can_start_run()
+    if not ok:
+        ui.fail(message)
+    cv = create_cv(config, ds.table(), folds=folds, grouped=grouped)
+    start_worker(cv, command="cv")
+    ui.remember("train_run_path", str(cv.path))
+
+
+def start_tutorial(source: str) -> None:
+    from plmcore.recipes import tutorial_config
+
+    store = DS.DatasetStore()
+    ds = store.get(DS.TUTORIAL_NAME)
+    if ds is None:
+        with st.spinner("Fetching the tutorial dataset from Zenodo…"):
+            ds = DS.load_tutorial(store)
+    ok, message = ui.can_start_run()
+    if not ok:
+        ui.fail(message)
+    config = tutorial_config(None, None, model=source)
+    split = D.split_table(ds.table(), val_fraction=0.2, seed=42, test_table=ds.test_table())
+    run = create_run(config, split=split, root=runs_root())
+    start_worker(run)
+    ui.remember("train_run_path", str(run.path))
+
+
+@st.fragment(run_every=2)
+def live_cv(cv: RunDir) -> None:
+    status = cv.status()
+    if status.get("state") not in ACTIVE_STATES:
+        st.rerun()
+    render_cv(cv, status)
+    if st.button("Stop cross-validation", key="train_stop_cv"):
+        cancel(cv)
+        st.toast("Stopping after saving the current fold's checkpoint.")
+
+
+def render_cv(cv: RunDir, status: dict) -> None:
+    folds = status.get("folds") or 1
+    fold = status.get("fold") or 0
+    state = status.get("state")
+    done = folds if state == "finished" else max(fold - 1, 0)
+    st.progress(done / folds, text=f"Cross-validation {cv.name}: {state}, fold {fold} of {folds}")
+    if state == "failed":
+        st.error(f"Cross-validation failed: {status.get('error')}")
+    if status.get("fold_run") and state in ACTIVE_STATES:
+        fold_run = RunDir(status["fold_run"])
+        if fold_run.exists():
+            render(fold_run, fold_run.status(), key=f"fold{fold}")
+    if state == "finished":
+        st.success("Cross-validation finished: the Runs page ('Cross-validation') has mean ± sd and per-fold figures.")
 
 
 def page() -> None:
     run = current_run()
-    running = run is not None and run.status().get("state") in ACTIVE_STATES
     if run is not None:
-        st.subheader("Training run" if running else "Last run")
-        if running:
+        status = run.status()
+        running = status.get("state") in ACTIVE_STATES
+        is_cv = status.get("kind") == "cv"
+        st.subheader(("Cross-validation" if is_cv else "Training run") if running else "Last run")
+        if is_cv:
+            live_cv(run) if running else render_cv(run, status)
+        elif running:
             live(run)
         else:
-            render(run, run.status())
+            render(run, status)
         st.divider()
+    else:
+        running = False
     with st.expander("Start a new run", expanded=not running):
         ds, split = choose_data()
         source = choose_model()
         config = settings(source, split)
         show_estimate(config, split)
-        if st.button("Start training", key="train_start", type="primary"):
+        c = st.columns([1, 1, 1, 2])
+        if c[0].button("Start training", key="train_start", type="primary"):
             start(config, split)
             st.rerun()
+        folds = c[2].number_input("Folds", 2, 20, 5, key="train_cv_folds", label_visibility="collapsed")
+        if c[1].button(f"Cross-validate ({int(folds)} folds)", key="train_cv",
+                       help="k-fold cross-validation of this model and the baselines, folds grouped by protein"):
+            start_cv(config, ds, int(folds), grouped=True)
+            st.rerun()
+        with c[3].popover("Run the tutorial recipe"):
+            from plmcore.recipes import TUTORIAL_DESCRIPTION
+
+            st.markdown(TUTORIAL_DESCRIPTION)
+            st.markdown(f"Backbone: **{source}** (choose another in the Model list above). The ProtT5-XL "
+                        "model needs a GPU to run this in reasonable time.")
+            if st.button("Run it on the tutorial dataset", key="train_tutorial"):
+                start_tutorial(source)
+                st.rerun()
 
 
 ui.guard(page)

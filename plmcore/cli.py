@@ -33,10 +33,16 @@ def _bar(desc: str):
 # --------------------------------------------------------------------------- train
 
 
-def _add_train(sub) -> None:
-    p = sub.add_parser("train", help="LoRA fine-tune a model on labelled sequences", epilog=EPILOG,
-                       description="Fine-tune a protein language model with LoRA. Writes a run directory "
-                                   "(config, split, metrics, checkpoints, test report).")
+def _add_train(sub, name: str = "train") -> None:
+    helps = {
+        "train": ("LoRA fine-tune a model on labelled sequences",
+                  "Fine-tune a protein language model with LoRA. Writes a run directory (config, split, metrics, "
+                  "checkpoints, test report, baselines, leakage report)."),
+        "cv": ("k-fold cross-validation of LoRA fine-tuning and the baselines",
+               "Cross-validate: every fold trains the LoRA model and the baselines; reports mean +- sd and per-fold "
+               "figures. Folds are stratified and grouped by protein when the ids carry UniProt accessions."),
+    }
+    p = sub.add_parser(name, help=helps[name][0], epilog=EPILOG, description=helps[name][1])
     d = p.add_argument_group("data")
     d.add_argument("--train", nargs="+", metavar="FILE", default=[], help="FASTA/CSV/TSV with labels")
     d.add_argument("--test", metavar="FILE", help="a separate labelled test file (else a test split is held out)")
@@ -86,13 +92,25 @@ def _add_train(sub) -> None:
     r.add_argument("--run-dir", help="run directory (default: a new folder under --runs-root)")
     r.add_argument("--runs-root", help="where new runs go (default: $PLMCORE_WORKSPACE/runs)")
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    p.set_defaults(func=cmd_train)
+    t.add_argument("--no-baselines", action="store_true", help="skip the baselines fitted on the same split")
+    t.add_argument("--threshold-objective", choices=["mcc", "specificity", "sensitivity", "fixed"],
+                   help="how the decision threshold is chosen on validation (default: best MCC)")
+    t.add_argument("--threshold-target", type=float, help="target specificity/sensitivity, e.g. 0.9")
+    t.add_argument("--temperature-scaling", action="store_true", help="calibrate probabilities on validation")
+    d.add_argument("--identity-threshold", type=float, default=0.5, help="for --split-method identity")
+    if name == "cv":
+        r.add_argument("--folds", type=int, default=5)
+        r.add_argument("--no-group-by-protein", action="store_true", help="plain stratified folds")
+        p.set_defaults(func=cmd_cv)
+    else:
+        p.set_defaults(func=cmd_train)
 
 
 _TRAIN_FIELDS = ("model", "trust_remote_code", "pooling", "lora_r", "lora_alpha", "lora_dropout",
                  "head_dropout", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
                  "schedule", "batch_size", "grad_accum", "class_weights", "early_stopping_metric",
-                 "seed", "max_length", "too_long", "device", "precision", "threads", "logging_steps")
+                 "seed", "max_length", "too_long", "device", "precision", "threads", "logging_steps",
+                 "threshold_objective", "threshold_target", "temperature_scaling")
 
 
 def config_from_args(args):
@@ -106,6 +124,8 @@ def config_from_args(args):
             base[name] = value
     if args.patience is not None:
         base["patience"] = args.patience or None
+    if args.no_baselines:
+        base["baselines"] = False
     if args.lora_targets:
         base["lora_targets"] = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
     data = dict(base["data"])
@@ -129,7 +149,8 @@ def config_from_args(args):
         if getattr(args, name):
             data[name] = getattr(args, name)
     data.update(val_fraction=args.val_fraction, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                stratify=not args.no_stratify, split_method=args.split_method)
+                stratify=not args.no_stratify, split_method=args.split_method,
+                identity_threshold=args.identity_threshold)
     base["data"] = data
     return TrainConfig.from_dict(base)
 
@@ -163,7 +184,103 @@ def cmd_train(args) -> int:
     report = run.report()
     if report:
         print(format_report(report, f"Test set ({run.name}, best checkpoint)"))
+        from plmcore.assess import format_assessment
+
+        print(format_assessment(run))
     print(f"run directory: {run.path}")
+    return 0
+
+
+def cmd_cv(args) -> int:
+    from plmcore.cv import create_cv, format_cv, run_cv
+    from plmcore.runs import RunDir
+    from plmcore.train import read_labelled
+
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if run_dir and RunDir(run_dir).exists() and not (args.train or args.class_file or args.config):
+        cv = RunDir(run_dir)
+    else:
+        from plmcore import data as D
+
+        config = config_from_args(args)
+        table, _, _ = read_labelled(config.data)
+        report = D.validate(table, max_length=config.max_length, too_long=config.too_long)
+        report.raise_for_errors()
+        for w in report.warnings:
+            print(f"warning: {w.message}", file=sys.stderr)
+        if config.data.test:
+            print("note: cross-validation uses the training data only; --test is ignored", file=sys.stderr)
+        cv = create_cv(config, report.table, folds=args.folds, grouped=not args.no_group_by_protein,
+                       cv_dir=run_dir)
+    print(f"cross-validation directory: {cv.path}", file=sys.stderr)
+    status = run_cv(cv.path, progress=sys.stderr.isatty())
+    summary = json.loads((cv.path / "cv.json").read_text()) if (cv.path / "cv.json").exists() else None
+    if summary:
+        print(format_cv(summary))
+    print(f"state: {status.get('state')}; took {status.get('duration_s', '?')} s; directory {cv.path}")
+    return 0 if status.get("state") == "finished" else 130
+
+
+def _add_recipe(sub) -> None:
+    from plmcore.recipes import TUTORIAL_DESCRIPTION, TUTORIAL_MODEL
+
+    p = sub.add_parser("recipe", help="run a published protocol (the GTN tutorial) with baselines and leakage report",
+                       epilog=EPILOG, description=TUTORIAL_DESCRIPTION)
+    p.add_argument("name", choices=["tutorial"])
+    p.add_argument("--model", default=TUTORIAL_MODEL, help=f"backbone (default {TUTORIAL_MODEL}); any preset works")
+    p.add_argument("--train", help="train_sequences.fasta (default: download from Zenodo)")
+    p.add_argument("--test", help="test_sequences.fasta (default: download from Zenodo)")
+    p.add_argument("--run-dir")
+    p.add_argument("--epochs", type=int, help="override the recipe's 20 epochs")
+    p.add_argument("--device")
+    p.set_defaults(func=cmd_recipe)
+
+
+def cmd_recipe(args) -> int:
+    from plmcore.assess import format_assessment
+    from plmcore.metrics import format_report
+    from plmcore.recipes import tutorial_config
+    from plmcore.train import create_run, train_run
+
+    train, test = args.train, args.test
+    if not (train and test):
+        from plmcore.datasets import fetch_tutorial_files
+        from plmcore.runs import workspace
+
+        files = fetch_tutorial_files(workspace() / "downloads" / "tutorial")
+        train, test = str(files["train_sequences.fasta"]), str(files["test_sequences.fasta"])
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v}
+    config = tutorial_config(str(Path(train).resolve()), str(Path(test).resolve()), model=args.model, **overrides)
+    run = create_run(config, run_dir=args.run_dir)
+    print(f"run directory: {run.path}", file=sys.stderr)
+    status = train_run(run.path, progress=sys.stderr.isatty())
+    if status.get("state") != "finished":
+        return 130
+    print(format_report(run.report(), f"Tutorial recipe with {args.model}: test set"))
+    print(format_assessment(run))
+    return 0
+
+
+def _add_leakage(sub) -> None:
+    p = sub.add_parser("leakage", help="leakage report between a training and a test file", epilog=EPILOG)
+    p.add_argument("--train", required=True, nargs="+")
+    p.add_argument("--test", required=True)
+    p.add_argument("--group-column", help="column naming the protein (default: accession parsed from ids)")
+    p.set_defaults(func=cmd_leakage)
+
+
+def cmd_leakage(args) -> int:
+    import pandas as pd
+
+    from plmcore import data as D
+    from plmcore.leakage import format_leakage, leakage_report
+
+    def load(path):
+        kind = "header" if _is_fasta(path) else "column"
+        return D.validate(D.read_table(path, label_source=kind), require_labels=False).table
+
+    train = pd.concat([load(p) for p in args.train], ignore_index=True)
+    print(format_leakage(leakage_report(train, load(args.test), group_column=args.group_column)))
     return 0
 
 
@@ -223,6 +340,10 @@ def cmd_evaluate(args) -> int:
         print(json.dumps(_jsonable(report), indent=2))
     else:
         print(format_report(report, title))
+        if not args.data and args.split == "test":
+            from plmcore.assess import format_assessment
+
+            print(format_assessment(run))
     return 0
 
 
@@ -376,8 +497,10 @@ def cmd_models(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plmcore", description=__doc__, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
-    for add in (_add_train, _add_evaluate, _add_embed, _add_predict, _add_runs, _add_models):
+    for add in (_add_train, _add_evaluate, _add_embed, _add_predict, _add_runs, _add_models, _add_recipe,
+                _add_leakage):
         add(sub)
+    _add_train(sub, "cv")
     return parser
 
 

@@ -13,6 +13,7 @@ SCHEDULES = ("linear", "cosine", "constant")
 CLASS_WEIGHTS = ("none", "balanced")
 STOP_METRICS = ("mcc", "roc_auc", "pr_auc", "accuracy", "f1", "val_loss")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+THRESHOLD_OBJECTIVES = ("mcc", "specificity", "sensitivity", "fixed")
 TOO_LONG = ("truncate", "error")
 LABEL_SOURCES = ("header", "column", "files", "split")
 SPLIT_METHODS = ("random", "protein", "identity")
@@ -102,6 +103,10 @@ class TrainConfig:
     precision: str = "auto"
     threads: int | None = None
     checkpoint_every_epochs: int = 1
+    baselines: bool = True  # fit simple baselines on the same split and compare
+    threshold_objective: str = "mcc"  # how the decision threshold is chosen on validation
+    threshold_target: float | None = None  # for objective specificity/sensitivity
+    temperature_scaling: bool = False  # calibrate probabilities on validation
     data: DataSpec = field(default_factory=DataSpec)
 
     def __post_init__(self):
@@ -117,6 +122,12 @@ class TrainConfig:
         _choice("early_stopping_metric", self.early_stopping_metric, STOP_METRICS)
         _choice("precision", self.precision, PRECISIONS)
         _choice("too_long", self.too_long, TOO_LONG)
+        _choice("threshold_objective", self.threshold_objective, THRESHOLD_OBJECTIVES)
+        if self.threshold_objective in ("specificity", "sensitivity"):
+            if self.threshold_target is None:
+                raise ConfigError(f"threshold_objective={self.threshold_objective!r} needs threshold_target, "
+                                  "e.g. 0.9 for 90% on the validation split")
+            _range("threshold_target", self.threshold_target, 0, 1, lo_open=True)
         _range("lora_r", self.lora_r, 1)
         _range("lora_alpha", self.lora_alpha, 0, lo_open=True)
         _range("lora_dropout", self.lora_dropout, 0, 1, hi_open=True)

@@ -191,3 +191,70 @@ def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: fl
     fig.update_xaxes(title="position in protein", range=[0, length + 1])
     fig.update_yaxes(title="probability", range=[0, 1.02])
     return _layout(fig, protein_id, height=300)
+
+
+def leaderboard_table(board: pd.DataFrame, metrics=("roc_auc", "mcc", "accuracy", "sensitivity", "specificity",
+                                                    "pr_auc")) -> pd.DataFrame:
+    """Leaderboard rows as 'value [lo, hi]' strings, for display."""
+    out = pd.DataFrame({"model": board["model"]})
+    for m in metrics:
+        if m in board.columns:
+            out[METRIC_LABELS.get(m, m)] = [
+                "" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
+                for v, lo, hi in zip(board[m], board[f"{m}_lo"], board[f"{m}_hi"])
+            ]
+    return out
+
+
+def interval_plot(board: pd.DataFrame, metric: str = "roc_auc") -> go.Figure:
+    """Each model's metric with its 95% interval, one row per model."""
+    b = board.iloc[::-1]
+    fig = go.Figure(go.Scatter(
+        x=b[metric], y=b["model"], mode="markers", marker=dict(size=11, color=PALETTE[0]),
+        error_x=dict(type="data", symmetric=False, array=b[f"{metric}_hi"] - b[metric],
+                     arrayminus=b[metric] - b[f"{metric}_lo"], thickness=2),
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>",
+    ))
+    fig.update_xaxes(title=f"test {METRIC_LABELS.get(metric, metric)} (95% bootstrap interval)")
+    return _layout(fig, None, height=90 + 45 * len(b))
+
+
+def reliability_diagram(calibration: dict) -> go.Figure:
+    """Observed fraction of positives against mean predicted probability, per bin."""
+    pred = calibration["mean_predicted"]
+    obs = calibration["observed_fraction"]
+    counts = calibration["counts"]
+    keep = [i for i, c in enumerate(counts) if c]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="lightgray", dash="dot"),
+                             name="perfectly calibrated"))
+    fig.add_trace(go.Scatter(x=[pred[i] for i in keep], y=[obs[i] for i in keep], mode="lines+markers",
+                             marker=dict(size=[6 + 2 * min(counts[i], 20) ** 0.5 * 2 for i in keep], color=PALETTE[0]),
+                             text=[f"{counts[i]} windows" for i in keep], name="this run",
+                             hovertemplate="predicted %{x:.2f}<br>observed %{y:.2f}<br>%{text}<extra></extra>"))
+    fig.update_xaxes(title="mean predicted probability", range=[0, 1])
+    fig.update_yaxes(title="observed fraction positive", range=[0, 1.02])
+    return _layout(fig, f"Reliability (Brier {calibration.get('brier', float('nan')):.3f})")
+
+
+def identity_histogram(leak: dict) -> go.Figure:
+    """How similar each test item is to its closest training item."""
+    values = [v["max_identity"] for v in leak["identity"].get("per_test") or [] if v.get("max_identity") is not None]
+    fig = px.histogram(x=values, nbins=20, range_x=[0, 1], color_discrete_sequence=[PALETTE[0]])
+    fig.update_xaxes(title="identity of each test item to its closest training item")
+    fig.update_yaxes(title="test items")
+    return _layout(fig, "Nearest-neighbour identity, test vs training", height=300)
+
+
+def cv_folds(summary: dict, metric: str = "roc_auc") -> go.Figure:
+    """Per-fold values and mean ± sd of one metric for each model."""
+    fig = go.Figure()
+    for i, (model, metrics) in enumerate(summary["summary"].items()):
+        s = metrics[metric]
+        vals = [v for v in s["folds"] if v is not None]
+        fig.add_trace(go.Box(y=vals, name=model, boxpoints="all", jitter=0.3, pointpos=0,
+                             marker=dict(color=PALETTE[i % len(PALETTE)]), line=dict(color=PALETTE[i % len(PALETTE)]),
+                             boxmean="sd"))
+    fig.update_yaxes(title=f"{METRIC_LABELS.get(metric, metric)} per fold")
+    fig.update_layout(showlegend=False)
+    return _layout(fig, f"Cross-validation: {METRIC_LABELS.get(metric, metric)} per fold")

@@ -33,6 +33,7 @@ class LoadedRun:
     window_length: int | None
     center_residues: list[str]
     threshold: float
+    temperature: float | None
     backbone: Backbone
     model: SequenceClassifier
     device: torch.device
@@ -54,15 +55,18 @@ class LoadedRun:
         tokens = self.backbone.encoder.encode(seqs)
         logits = predict_logits(self.model, tokens, self.backbone.encoder, self.device,
                                 self.config.eval_batch_tokens, self.autocast, progress)
-        return softmax(logits)
+        return softmax(logits / (self.temperature or 1.0))
+
+
+def run_decision(run: RunDir) -> dict:
+    """The decision threshold and temperature chosen on validation (threshold.json)."""
+    path = run.path / "threshold.json"
+    return json.loads(path.read_text()) if path.exists() else {"threshold": 0.5, "temperature": None}
 
 
 def run_threshold(run: RunDir) -> float:
-    """The decision threshold chosen for the run (threshold.json), else 0.5."""
-    path = run.path / "threshold.json"
-    if path.exists():
-        return float(json.loads(path.read_text()).get("threshold", 0.5))
-    return 0.5
+    """The decision threshold chosen for the run, else 0.5."""
+    return float(run_decision(run).get("threshold") or 0.5)
 
 
 def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
@@ -86,8 +90,10 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
     model.to(dev)
     load_weights(model, folder)
     model.eval()
+    decision = run_decision(run)
     return LoadedRun(run, config, labels["classes"], labels.get("positive"), labels.get("window_length"),
-                     labels.get("center_residues") or [], run_threshold(run), backbone, model, dev)
+                     labels.get("center_residues") or [], float(decision.get("threshold") or 0.5),
+                     decision.get("temperature"), backbone, model, dev)
 
 
 def score_windows(loaded: LoadedRun, ids: list[str], sequences: list[str], progress: Progress = None,

@@ -237,14 +237,14 @@ def active_runs(root: Path | str | None = None) -> list[RunDir]:
     return [r for r in list_runs(root) if r.status().get("state") in ACTIVE_STATES]
 
 
-def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None) -> int:
-    """Start `python -m plmcore train --run-dir RUN` as a separate process; return its pid.
+def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None, command: str = "train") -> int:
+    """Start `python -m plmcore train --run-dir RUN` (or `cv`) as a separate process; return its pid.
 
     A subprocess (not a fork) so CUDA initialises cleanly, in its own session so it outlives
     the browser tab and a restart of the web server.
     """
     run.require()
-    cmd = [sys.executable, "-m", "plmcore", "train", "--run-dir", str(run.path)]
+    cmd = [sys.executable, "-m", "plmcore", command, "--run-dir", str(run.path)]
     if resume:
         cmd.append("--resume")
     env = dict(os.environ, **(extra_env or {}))

@@ -37,6 +37,7 @@ __all__ = [
     "SPLIT_NAMES",
     "cv_folds",
     "identity_clusters",
+    "make_split",
     "merge_groups",
     "min_overlap_for",
     "protein_groups",
@@ -51,6 +52,7 @@ CLUSTER_METHODS = ("auto", "mmseqs2", "cd-hit", "built-in")
 # All-against-all is O(n^2 * length^2): 20,000 windows of 33 residues take a few minutes on
 # two cores; beyond that an indexed tool (mmseqs2) is the right instrument.
 MAX_BUILTIN_SEQUENCES = 20_000
+_BUILTIN_PREFERRED = 5_000  # below this, "auto" uses the exact built-in comparison for windows
 # cd-hit's word-size table (cd-hit user guide): the lowest identity each word size supports.
 _CDHIT_WORDS = ((0.7, 5), (0.6, 4), (0.5, 3), (0.4, 2))
 # Both clustering tools are told to require alignments covering half of each sequence, the
@@ -285,6 +287,52 @@ def split_by_identity(
     return out, tool
 
 
+def make_split(
+    table: pd.DataFrame,
+    *,
+    method: str = "random",
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    stratify: bool = True,
+    test_table: pd.DataFrame | None = None,
+    group_column: str | None = None,
+    identity_threshold: float = 0.5,
+) -> tuple[pd.DataFrame, dict]:
+    """Split by method "random", "protein" (grouped by accession) or "identity" (clusters + proteins).
+
+    With a user-supplied `test_table`, it is the test split and only train/validation are drawn
+    from `table` (grouped the same way). Returns the split table and a description of what ran.
+    """
+    from plmcore.data import split_table
+
+    info = {"method": method, "val_fraction": val_fraction, "seed": seed, "stratify": stratify,
+            "test_source": "uploaded test file" if test_table is not None else "held out"}
+    inner_test = 0.0 if test_table is not None else test_fraction
+    info["test_fraction"] = inner_test
+    if method == "random":
+        split = split_table(table, val_fraction=val_fraction, test_fraction=inner_test, seed=seed,
+                            stratify=stratify, test_table=test_table)
+        return split, info
+    if method not in ("protein", "identity"):
+        raise ConfigError(f"split method {method!r} is not allowed; choose random, protein or identity")
+    groups = protein_groups(table, group_column)
+    if method == "protein":
+        split = split_grouped(table, groups, val_fraction=val_fraction, test_fraction=inner_test, seed=seed,
+                              stratify=stratify)
+        info["groups"] = f"column {group_column}" if group_column else "UniProt accession from the id"
+    else:
+        split, tool = split_by_identity(table, identity_threshold, val_fraction=val_fraction,
+                                        test_fraction=inner_test, seed=seed, groups=groups)
+        info.update(identity_threshold=identity_threshold, tool=tool,
+                    groups="identity clusters merged with UniProt accessions")
+        split = split.drop(columns=["cluster"])
+    if test_table is not None:
+        split = pd.concat([split, test_table.assign(split="test")], ignore_index=True)
+    info["counts"] = split["split"].value_counts().to_dict()
+    return split, info
+
+
 # --------------------------------------------------------------------------- cross-validation
 
 
@@ -500,6 +548,10 @@ def identity_clusters(
 
 
 def _auto_method(sequences: list[str], threshold: float) -> str:
+    # the built-in comparison is exact for equal-length windows and quick for small sets;
+    # the indexed tools pay a fixed start-up cost and use gapped identity
+    if len({len(s) for s in sequences}) == 1 and len(sequences) <= _BUILTIN_PREFERRED:
+        return "built-in"
     if shutil.which("mmseqs"):
         return "mmseqs2"
     if shutil.which("cd-hit") and threshold >= _CDHIT_WORDS[-1][0]:

@@ -34,7 +34,7 @@ from plmcore.classifier import (
 )
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, PlmcoreError, RunError, SequenceTooLongError
-from plmcore.metrics import compute_metrics, evaluation_report
+from plmcore.metrics import compute_metrics
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
 from plmcore.runs import RunDir, new_run_dir, write_json
 
@@ -83,10 +83,14 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
         test_report.raise_for_errors()
         warnings += test_report.warnings
         test_clean = test_report.table
-    split = D.split_table(
-        report.table, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
-        seed=spec.split_seed, stratify=spec.stratify, test_table=test_clean,
+    from plmcore.splits import make_split
+
+    split, info = make_split(
+        report.table, method=spec.split_method, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
+        seed=spec.split_seed, stratify=spec.stratify, test_table=test_clean, group_column=spec.group_column,
+        identity_threshold=spec.identity_threshold,
     )
+    log.info("Split: %s", info)
     return split, warnings
 
 
@@ -159,24 +163,30 @@ class _Collate:
         return batch, torch.from_numpy(self.enc.labels[idx])
 
 
+def batched_outputs(fn, tokens: list[np.ndarray], encoder, device, max_tokens: int, autocast=None,
+                    progress=None) -> np.ndarray:
+    """fn(batch) for every sequence, batched by length, stacked in input order."""
+    out = None
+    done = 0
+    with torch.inference_mode():
+        for idx in length_batches([len(t) for t in tokens], max_tokens):
+            batch = make_batch([tokens[i] for i in idx], encoder).to(device)
+            with autocast() if autocast else _nullcontext():
+                values = fn(batch).float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(tokens), values.shape[1]), dtype=np.float32)
+            out[idx] = values
+            done += len(idx)
+            if progress:
+                progress(done, len(tokens))
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
 def predict_logits(model: SequenceClassifier, tokens: list[np.ndarray], encoder, device,
                    max_tokens: int, autocast=None, progress=None) -> np.ndarray:
     """Logits for every sequence, batched by length, returned in input order."""
     model.eval()
-    out = np.zeros((len(tokens), model.head.out_proj.out_features), dtype=np.float32)
-    lengths = [len(t) for t in tokens]
-    done = 0
-    with torch.inference_mode():
-        for idx in length_batches(lengths, max_tokens):
-            batch = make_batch([tokens[i] for i in idx], encoder).to(device)
-            ctx = autocast() if autocast else _nullcontext()
-            with ctx:
-                logits = model(batch)
-            out[idx] = logits.float().cpu().numpy()
-            done += len(idx)
-            if progress:
-                progress(done, len(tokens))
-    return out
+    return batched_outputs(model, tokens, encoder, device, max_tokens, autocast, progress)
 
 
 class _nullcontext:
@@ -540,8 +550,19 @@ class Trainer:
             if bar:
                 bar.close()
 
+    def frozen_embeddings(self, sequences: list[str]) -> np.ndarray:
+        """Pooled embeddings of the backbone without its adapters (the frozen-embedding baseline)."""
+        model = self.unwrapped
+        model.eval()
+        tokens = self.encoder.encode(sequences)
+        with model.backbone.disable_adapter():
+            return batched_outputs(model.embed, tokens, self.encoder, self.device, self.config.eval_batch_tokens,
+                                   self.accelerator.autocast)
+
     def finish(self) -> dict:
-        """Score val and test with the best model; write predictions, the test report and the final status."""
+        """Best model: threshold and calibration on val, test report, leakage, baselines, verdict, status."""
+        from plmcore.assess import assess
+
         run, config, state = self.run, self.config, self.state
         if run.best_dir.exists() and len(self.sets["val"].tokens):
             load_weights(self.unwrapped, run.best_dir)
@@ -551,24 +572,18 @@ class Trainer:
                   "stopped_early": self.stopped_early}
         if not self.is_main:
             return result
-        for name in ("val", "test"):
-            split = self.sets[name]
-            if not len(split.tokens):
-                continue
-            probs = softmax(self.predict(split))
-            rows = self.table[self.table["split"] == name]
-            write_predictions(run.predictions_path(name), split.ids, rows["sequence"],
-                              [self.classes[i] for i in split.labels], probs, self.classes)
-            if name == "test":
-                report = evaluation_report(split.labels, probs, self.classes, positive=self.positive,
-                                           seed=config.seed)
-                report["model"] = config.model
-                write_json(run.report_path, report)
-                result.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"),
-                              test_accuracy=report["metrics"]["accuracy"])
+        logits = {name: self.predict(self.sets[name]) for name in ("val", "test") if len(self.sets[name].tokens)}
+        labels = {name: self.sets[name].labels for name in logits}
+
+        def stage(text: str) -> None:
+            log.info("Finishing: %s", text)
+            run.write_status("running", stage=text)
+
+        result.update(assess(run, config, self.table, self.classes, self.positive, logits, labels,
+                             embed_fn=self.frozen_embeddings, on_stage=stage))
         duration = time.time() - self.t_start
         log.info("Finished in %.1f s", duration)
-        return run.write_status("finished", ended_at=time.time(), step=state["step"],
+        return run.write_status("finished", ended_at=time.time(), step=state["step"], stage=None,
                                 duration_s=round(duration, 2), **result)
 
 
@@ -576,14 +591,6 @@ def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_prog
     trainer = Trainer(run, config, stop=stop, show_progress=show_progress).setup(resume)
     trainer.fit()
     return trainer.finish()
-
-
-def write_predictions(path: Path, ids, sequences, labels, probs: np.ndarray, classes: list[str]) -> None:
-    df = pd.DataFrame({"id": list(ids), "sequence": list(sequences), "label": list(labels)})
-    for j, c in enumerate(classes):
-        df[f"prob_{c}"] = probs[:, j]
-    df["predicted"] = [classes[i] for i in probs.argmax(1)]
-    df.to_csv(path, index=False)
 
 
 def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False) -> RunDir:

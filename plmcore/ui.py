@@ -220,14 +220,27 @@ def sidebar() -> None:
 
 @st.fragment(run_every=3)
 def _active_run_box() -> None:
-    active = active_runs()
+    active = all_active()
     if not active:
         st.caption("No training running.")
         return
     for run in active:
+        status = run.status()
+        if status.get("kind") == "cv":
+            st.markdown(f"**Cross-validation** `{run.name}`")
+            st.progress((status.get("fold") or 0) / max(status.get("folds") or 1, 1),
+                        text=f"fold {status.get('fold', 0)} of {status.get('folds', '?')}")
+            continue
         st.markdown(f"**Training** `{run.name}`")
-        frac, text = run_progress(run.status())
+        frac, text = run_progress(status)
         st.progress(frac, text=text)
+
+
+def all_active() -> list[RunDir]:
+    """Active training runs and cross-validations."""
+    from plmcore.cv import cv_root
+
+    return active_runs() + active_runs(cv_root())
 
 
 def active_run_names() -> list[str]:
@@ -235,9 +248,39 @@ def active_run_names() -> list[str]:
 
 
 def can_start_run() -> tuple[bool, str]:
-    active = [r for r in list_runs() if r.status().get("state") in ACTIVE_STATES]
+    active = [r for r in all_active() if r.status().get("state") in ACTIVE_STATES]
     if len(active) >= MAX_ACTIVE_RUNS:
         names = ", ".join(r.name for r in active)
         return False, (f"A training run is already active ({names}). This server runs one at a time: "
                        "wait for it to finish, or stop it on the Train page.")
     return True, ""
+
+
+# --------------------------------------------------------------------------- shared panels
+
+
+def show_leakage(leak: dict, *, detailed: bool = False) -> None:
+    """Warnings and headline counts of a leakage report; with `detailed`, the histogram and pairs too."""
+    import pandas as pd
+
+    from plmcore import figures as F
+
+    if leak["leaks"]:
+        for w in leak["warnings"]:
+            st.warning(w)
+    else:
+        st.success("No leakage found: no test item shares a protein with, overlaps, or closely resembles a "
+                   "training item.")
+    po, ow = leak["protein_overlap"], leak["overlapping_windows"]
+    c = st.columns(4)
+    c[0].metric("Test items", leak["n_test"])
+    c[1].metric("From proteins also in training", f"{po['n_test_items']} ({po['fraction']:.0%})")
+    c[2].metric("Overlapping a training window", ow["n_test_items"])
+    c[3].metric("Median identity to closest training item", f"{leak['identity']['summary'].get('median', 0):.2f}")
+    if not detailed:
+        return
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(F.identity_histogram(leak), width="stretch", key="leak_hist")
+    if ow.get("pairs"):
+        c2.markdown("**Overlapping pairs** (test ~ training)")
+        c2.dataframe(pd.DataFrame(ow["pairs"]), hide_index=True, width="stretch", height=300)

@@ -1,0 +1,226 @@
+"""After training: can the result be trusted? Threshold, calibration, leakage, baselines, verdict.
+
+Everything here uses the run's own split. Choices (decision threshold, temperature, the
+baselines' regularisation, which baseline is "best") are made on the validation split only;
+the test split is touched once, to report.
+
+Files written into the run directory:
+    threshold.json    chosen decision threshold (and temperature), with validation metrics
+    test_report.json  test metrics at 0.5, plus at the chosen threshold, plus calibration
+    leakage.json      proteins, overlapping windows and identity shared by train and test
+    baselines.json    composition / one-hot / frozen-embedding logistic regressions
+    comparison.json   paired bootstrap of the fine-tuned model against each baseline, verdict
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from plmcore.baselines import compare_to_baselines, run_baselines
+from plmcore.calibration import apply_temperature, choose_threshold, fit_temperature, reliability
+from plmcore.leakage import leakage_report
+from plmcore.metrics import evaluation_report
+from plmcore.runs import RunDir, write_json
+
+log = logging.getLogger("plmcore.assess")
+
+
+def choose_decision(config, classes: list[str], positive: str | None, val_y: np.ndarray,
+                    val_logits: np.ndarray | None) -> dict:
+    """Temperature (optional) and decision threshold, both fitted on validation predictions."""
+    out = {"threshold": 0.5, "objective": "fixed", "target": None, "temperature": None, "note": None}
+    if val_logits is None or not len(val_y):
+        out["note"] = "no validation split: threshold 0.5, no calibration"
+        return out
+    if config.temperature_scaling:
+        out["temperature"] = fit_temperature(val_logits, val_y)
+    probs = apply_temperature(val_logits, out["temperature"] or 1.0)
+    if len(classes) != 2 or config.threshold_objective == "fixed":
+        out["note"] = "multi-class: the most probable class is predicted" if len(classes) != 2 else None
+        return out
+    pos = classes.index(positive)
+    choice = choose_threshold((val_y == pos).astype(int), probs[:, pos], objective=config.threshold_objective,
+                              target=config.threshold_target)
+    out.update(threshold=float(choice["threshold"]), objective=choice["objective"], target=choice.get("target"),
+               val_metrics=choice.get("metrics"), note=choice.get("note"))
+    return out
+
+
+def test_report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str | None, decision: dict,
+                model: str, seed: int) -> dict:
+    """Test metrics at 0.5 and at the chosen threshold, with intervals, curves and calibration."""
+    report = evaluation_report(y, probs, classes, positive=positive, seed=seed)
+    report["model"] = model
+    if len(classes) == 2:
+        pos = classes.index(positive)
+        chosen = evaluation_report(y, probs, classes, positive=positive, threshold=decision["threshold"], seed=seed)
+        report["at_threshold"] = {k: chosen[k] for k in ("threshold", "metrics", "ci95", "confusion_matrix")}
+        report["at_threshold"]["objective"] = decision["objective"]
+        report["calibration"] = reliability((y == pos).astype(int), probs[:, pos])
+        report["calibration"]["brier"] = report["metrics"]["brier"]
+        report["calibration"]["temperature"] = decision.get("temperature")
+    return report
+
+
+def assess(
+    run: RunDir,
+    config,
+    table: pd.DataFrame,
+    classes: list[str],
+    positive: str | None,
+    logits: dict[str, np.ndarray],
+    labels: dict[str, np.ndarray],
+    embed_fn: Callable[[list[str]], np.ndarray] | None = None,
+    on_stage: Callable[[str], None] | None = None,
+) -> dict:
+    """Write threshold, test report, leakage, baselines and comparison; return a status summary."""
+    stage = on_stage or (lambda s: None)
+    decision = choose_decision(config, classes, positive, labels.get("val", np.zeros(0)), logits.get("val"))
+    write_json(run.path / "threshold.json", decision)
+    T = decision.get("temperature") or 1.0
+    probs = {name: apply_temperature(lg, T) for name, lg in logits.items()}
+    summary: dict = {"threshold": decision["threshold"]}
+    for name, p in probs.items():
+        rows = table[table["split"] == name]
+        _write_predictions(run.predictions_path(name), rows, [classes[i] for i in labels[name]], p, classes,
+                           decision["threshold"] if len(classes) == 2 else None, positive)
+    if "test" not in probs:
+        return summary
+    report = test_report(labels["test"], probs["test"], classes, positive, decision, config.model, config.seed)
+    write_json(run.report_path, report)
+    summary.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"),
+                   test_accuracy=report["metrics"]["accuracy"])
+
+    stage("checking the split for leakage")
+    # everything the model or its choices saw (train and validation) against the test set
+    train, test = table[table["split"] != "test"], table[table["split"] == "test"]
+    try:
+        leak = leakage_report(train, test, group_column=config.data.group_column)
+        write_json(run.path / "leakage.json", leak)
+        summary["leaks"] = leak["leaks"]
+        for w in leak["warnings"]:
+            log.warning("Leakage: %s", w)
+    except Exception as exc:  # noqa: BLE001 - an odd table must not cost the run its result
+        log.warning("Leakage report skipped: %s", exc)
+
+    if not config.baselines:
+        return summary
+    stage("fitting baselines on the same split")
+    base = run_baselines(table, embed_fn=embed_fn, positive=positive, seed=config.seed)
+    write_json(run.path / "baselines.json", base)
+    ids = table.loc[table["split"] == "test", "id"].tolist()
+    by_id = {i: row.tolist() for i, row in zip(ids, probs["test"])}
+    comparisons = compare_to_baselines(by_id, base, name="fine-tuned model",
+                                       threshold=decision["threshold"] if len(classes) == 2 else 0.5,
+                                       seed=config.seed)
+    best, how = best_baseline(base)
+    result = {"best_baseline": best, "best_chosen_by": how, "comparisons": comparisons,
+              "verdict": comparisons[best]["verdict"] if best else None}
+    write_json(run.path / "comparison.json", result)
+    summary["verdict"] = result["verdict"]
+    log.info("Verdict: %s", result["verdict"])
+    return summary
+
+
+def best_baseline(base: dict) -> tuple[str | None, str]:
+    """The baseline to beat, chosen on validation (never on test) by ROC-AUC, else MCC."""
+    entries = base["baselines"]
+    if not entries:
+        return None, "no baselines"
+    key = "roc_auc" if len(base["classes"]) == 2 else "mcc"
+
+    def score(entry):
+        v = (entry.get("val_metrics") or {}).get(key)
+        return -np.inf if v is None or np.isnan(v) else v
+
+    if all(score(e) == -np.inf for e in entries.values()):
+        name = next(iter(entries))
+        return name, "no validation split: the first baseline"
+    name = max(entries, key=lambda n: score(entries[n]))
+    return name, f"highest validation {key}"
+
+
+def _write_predictions(path, rows: pd.DataFrame, labels, probs: np.ndarray, classes: list[str],
+                       threshold: float | None, positive: str | None) -> None:
+    df = pd.DataFrame({"id": rows["id"].tolist(), "sequence": rows["sequence"].tolist(), "label": labels})
+    for j, c in enumerate(classes):
+        df[f"prob_{c}"] = probs[:, j]
+    if threshold is not None:
+        pos = classes.index(positive)
+        neg = classes[1 - pos]
+        df["predicted"] = [positive if p >= threshold else neg for p in probs[:, pos]]
+    else:
+        df["predicted"] = [classes[i] for i in probs.argmax(1)]
+    df.to_csv(path, index=False)
+
+
+def leaderboard_entries(run: RunDir) -> dict[str, dict]:
+    """{model name: test evaluation report} for the fine-tuned model and the run's baselines."""
+    import json
+
+    entries = {}
+    report = run.report()
+    if report:
+        entries["fine-tuned (LoRA)"] = report
+    path = run.path / "baselines.json"
+    if path.exists():
+        for name, entry in json.loads(path.read_text())["baselines"].items():
+            entries[name] = entry["test"]
+    return entries
+
+
+def format_assessment(run: RunDir) -> str:
+    """Leaderboard with intervals, the verdict and the leakage warnings, as plain text."""
+    import json
+
+    from plmcore.baselines import leaderboard
+
+    lines = []
+    entries = leaderboard_entries(run)
+    if len(entries) > 1:
+        board = leaderboard(entries)
+        lines.append(f"Leaderboard on the same test split (n={board['n'].iloc[0]}), 95% bootstrap intervals:")
+        lines.append(f"{'model':<26}{'ROC-AUC':>22}{'MCC':>24}{'accuracy':>22}")
+        for _, row in board.iterrows():
+            cells = [f"{row[m]:.3f} [{row[m + '_lo']:.3f}, {row[m + '_hi']:.3f}]" for m in ("roc_auc", "mcc", "accuracy")]
+            lines.append(f"{row['model']:<26}" + "".join(f"{c:>22}" for c in cells))
+    cmp_path = run.path / "comparison.json"
+    if cmp_path.exists():
+        comparison = json.loads(cmp_path.read_text())
+        if comparison.get("verdict"):
+            lines.append(f"Verdict (against {comparison['best_baseline']}, chosen by {comparison['best_chosen_by']}):")
+            lines.append(f"  {comparison['verdict']}")
+    leak_path = run.path / "leakage.json"
+    if leak_path.exists():
+        leak = json.loads(leak_path.read_text())
+        lines.append("Leakage check of this split: " + ("problems found" if leak["leaks"] else "no leakage found"))
+        lines += [f"  - {w}" for w in leak["warnings"]]
+    return "\n".join(lines)
+
+
+def split_fingerprint(run: RunDir) -> str | None:
+    """Same value for runs trained and tested on the same split (ids, labels and split of each record)."""
+    import hashlib
+
+    if not run.split_path.exists():
+        return None
+    table = pd.read_csv(run.split_path, dtype=str, keep_default_na=False, usecols=["id", "label", "split"])
+    rows = sorted(zip(table["id"], table["label"], table["split"]))
+    return hashlib.sha256(repr(rows).encode()).hexdigest()[:16]
+
+
+def split_leaderboard(run: RunDir, runs: list[RunDir]) -> dict[str, dict]:
+    """Every finished run on the same split as `run`, plus `run`'s baselines: {name: test report}."""
+    key = split_fingerprint(run)
+    entries = {}
+    for other in runs:
+        if other.status().get("state") == "finished" and other.report() and split_fingerprint(other) == key:
+            label = "fine-tuned (LoRA)" if other.path == run.path else f"fine-tuned: {other.name}"
+            entries[label] = other.report()
+    for name, report in leaderboard_entries(run).items():
+        entries.setdefault(name, report)
+    return entries

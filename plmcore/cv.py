@@ -1,0 +1,169 @@
+"""k-fold cross-validation of the LoRA model and the baselines: the honest estimate on ~200 examples.
+
+Folds are stratified by label and grouped by protein where the ids carry accessions, so no
+protein is tested on a model that saw it. Each fold is an ordinary run directory
+(`fold_1/`, `fold_2/`, ...) with its own validation split for early stopping, threshold and
+the baselines' regularisation; the fold's held-out part is its test set.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from plmcore import data as D
+from plmcore.config import TrainConfig
+from plmcore.errors import ConfigError, PlmcoreError
+from plmcore.runs import RunDir, workspace, write_json
+from plmcore.splits import cv_folds, protein_groups, split_grouped
+
+log = logging.getLogger("plmcore.cv")
+
+SUMMARY_METRICS = ("roc_auc", "mcc", "accuracy", "sensitivity", "specificity", "pr_auc")
+
+
+def cv_root() -> Path:
+    return workspace() / "cv"
+
+
+def create_cv(config: TrainConfig, table: pd.DataFrame, *, folds: int = 5, grouped: bool = True,
+              cv_dir: Path | str | None = None) -> RunDir:
+    """Write a cross-validation directory (config, data, settings), ready for a worker."""
+    from plmcore.runs import new_run_dir
+
+    run = RunDir(cv_dir) if cv_dir else new_run_dir(cv_root(), f"cv-{config.model}")
+    run.path.mkdir(parents=True, exist_ok=True)
+    config.save(run.config_path)
+    table[[c for c in table.columns if c != "split"]].to_csv(run.path / "table.csv", index=False)
+    write_json(run.path / "cv_settings.json", {"folds": folds, "grouped": grouped})
+    run.write_status("queued", kind="cv", folds=folds, fold=0, created_at=time.time())
+    return run
+
+
+def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: bool) -> tuple[list[pd.DataFrame], str]:
+    """One split table per fold (train/val/test) and a description of how folds were made."""
+    spec = config.data
+    groups = protein_groups(table, spec.group_column) if grouped else None
+    how = "stratified, grouped by protein" if grouped else "stratified"
+    try:
+        pairs = cv_folds(table, folds, seed=spec.split_seed, groups=groups)
+    except ConfigError:
+        if not grouped:
+            raise
+        pairs = cv_folds(table, folds, seed=spec.split_seed)
+        groups, how = None, "stratified (too few proteins to group by protein)"
+    out = []
+    for i, (rest_idx, test_idx) in enumerate(pairs):
+        rest = table.iloc[rest_idx].reset_index(drop=True)
+        val_fraction = spec.val_fraction or 0.1
+        if groups is not None:
+            inner = split_grouped(rest, np.asarray(groups)[rest_idx], val_fraction=val_fraction, test_fraction=0.0,
+                                  seed=spec.split_seed + i)
+        else:
+            inner = D.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i)
+        test = table.iloc[test_idx].assign(split="test")
+        out.append(pd.concat([inner, test], ignore_index=True))
+    return out, how
+
+
+def run_cv(cv_dir: Path | str, *, progress: bool = False) -> dict:
+    """Train every fold in turn (in this process), then summarise; SIGTERM cancels cleanly."""
+    from plmcore.train import Cancelled, _setup_logging, create_run, train_run
+
+    cv = RunDir(cv_dir).require()
+    handler = _setup_logging(cv)
+    config = cv.config()
+    settings = json.loads((cv.path / "cv_settings.json").read_text())
+    table = pd.read_csv(cv.path / "table.csv", dtype=str, keep_default_na=False)
+    stop = {"flag": False}
+    # between folds; during a fold, the fold's own handler stops it and reports 'cancelled'
+    previous = signal.signal(signal.SIGTERM, lambda *a: stop.update(flag=True))
+    t0 = time.time()
+    cv.write_status("running", kind="cv", pid=os.getpid(), started_at=t0, ended_at=None, error=None)
+    try:
+        splits, how = fold_splits(table, config, settings["folds"], settings["grouped"])
+        log.info("Cross-validation: %d folds, %s", len(splits), how)
+        results = []
+        for i, split in enumerate(splits, start=1):
+            fold_dir = cv.path / f"fold_{i}"
+            if (fold_dir / "status.json").exists() and RunDir(fold_dir).status().get("state") == "finished":
+                results.append(fold_result(RunDir(fold_dir)))  # resumed CV: keep finished folds
+                continue
+            cv.write_status("running", fold=i, folds=len(splits), fold_run=str(fold_dir), how=how)
+            if not (fold_dir / "config.json").exists():
+                create_run(config, split=split, run_dir=fold_dir)
+            # each fold is an ordinary run (its own log, checkpoints, SIGTERM handling)
+            state = train_run(fold_dir, resume=True, progress=progress).get("state")
+            run = RunDir(fold_dir)
+            if state == "cancelled" or stop["flag"]:
+                raise Cancelled()
+            results.append(fold_result(run))
+            write_json(cv.path / "cv.json", summarise(results, how, settings))
+        summary = summarise(results, how, settings)
+        write_json(cv.path / "cv.json", summary)
+        status = cv.write_status("finished", ended_at=time.time(), duration_s=round(time.time() - t0, 1))
+        log.info("Cross-validation finished in %.0f s", time.time() - t0)
+        return status
+    except Cancelled:
+        return cv.write_status("cancelled", ended_at=time.time())
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, PlmcoreError) else f"{type(exc).__name__}: {exc}"
+        log.exception("Cross-validation failed: %s", message)
+        cv.write_status("failed", ended_at=time.time(), error=message)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        logging.getLogger("plmcore").removeHandler(handler)
+
+
+def fold_result(run: RunDir) -> dict:
+    """Test metrics of the fine-tuned model and each baseline for one fold."""
+    report = run.report()
+    out = {"fold": run.name, "n_test": report["n"], "models": {"fine-tuned (LoRA)": report["metrics"]},
+           "duration_s": run.status().get("duration_s")}
+    path = run.path / "baselines.json"
+    if path.exists():
+        for name, entry in json.loads(path.read_text())["baselines"].items():
+            out["models"][name] = entry["test"]["metrics"]
+    return out
+
+
+def summarise(results: list[dict], how: str, settings: dict) -> dict:
+    """Mean, standard deviation and per-fold values of each metric for each model."""
+    models = list(dict.fromkeys(m for r in results for m in r["models"]))
+    summary = {}
+    for model in models:
+        summary[model] = {}
+        for metric in SUMMARY_METRICS:
+            values = [r["models"].get(model, {}).get(metric) for r in results]
+            clean = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
+            summary[model][metric] = {
+                "mean": float(np.mean(clean)) if clean else None,
+                "sd": float(np.std(clean, ddof=1)) if len(clean) > 1 else None,
+                "folds": values,
+            }
+    return {"folds": settings["folds"], "how": how, "completed": len(results), "per_fold": results,
+            "summary": summary}
+
+
+def format_cv(summary: dict) -> str:
+    lines = [f"Cross-validation: {summary['completed']}/{summary['folds']} folds, {summary['how']}",
+             f"{'model':<26}" + "".join(f"{m:>20}" for m in ("ROC-AUC", "MCC", "accuracy"))]
+    for model, metrics in summary["summary"].items():
+        cells = []
+        for m in ("roc_auc", "mcc", "accuracy"):
+            s = metrics[m]
+            cells.append("" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}")
+        lines.append(f"{model:<26}" + "".join(f"{c:>20}" for c in cells))
+    lines.append("per fold (ROC-AUC): " + "; ".join(
+        f"{model}: " + ", ".join("–" if v is None else f"{v:.2f}" for v in metrics["roc_auc"]["folds"])
+        for model, metrics in summary["summary"].items()))
+    return "\n".join(lines)
