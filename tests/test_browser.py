@@ -101,8 +101,12 @@ def test_upload_train_watch_and_predict(server, page, shared_data):
     page.get_by_role("button", name="Start training").wait_for()
     _select(page, "Model", "Tiny ESM")
     epochs = page.get_by_role("spinbutton", name="Epochs", exact=True).first
-    epochs.fill("3")
-    epochs.press("Enter")
+    for _ in range(5):  # a rerun triggered by the model choice can reset a value typed too early
+        epochs.fill("3")
+        epochs.press("Enter")
+        page.wait_for_timeout(1500)
+        if epochs.input_value() == "3":
+            break
     page.get_by_role("button", name="Start training").click()
     # the live loss chart gets points while the worker trains
     page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
