@@ -36,8 +36,10 @@ class Embedder:
 
     @classmethod
     def from_backbone(cls, backbone: Backbone, pooling: str = "mean", device: str = "auto") -> Embedder:
+        from plmcore.fast import speed_up
+
         dev = pick_device(device)
-        backbone.model.to(dev).eval()
+        speed_up(backbone.model).to(dev).eval()
 
         def forward(batch: Batch) -> torch.Tensor:
             out = backbone.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)

@@ -217,6 +217,14 @@ def mixed_precision(config: TrainConfig, device_type: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def _adamw(params, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW, with the fused single-kernel update where this torch build has it (same update rule)."""
+    try:
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay, fused=True)
+    except (RuntimeError, TypeError):
+        return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -363,7 +371,7 @@ class Trainer:
         log.info("Device %s, precision %s, %d CPU threads", self.device, acc.mixed_precision, threads)
 
         self.params = [p for p in model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(self.params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        optimizer = _adamw(self.params, config)
         self.model, self.optimizer, self.loader = acc.prepare(model, optimizer, loader)
         self.unwrapped: SequenceClassifier = acc.unwrap_model(self.model)
         self.batches_per_epoch = len(self.loader)  # per process, after sharding across GPUs
