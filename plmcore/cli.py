@@ -54,10 +54,11 @@ def _add_train(sub, name: str = "train") -> None:
     d.add_argument("--id-column")
     d.add_argument("--sequence-column")
     d.add_argument("--group-column", help="column whose values must not straddle splits")
-    d.add_argument("--val-fraction", type=float, default=0.1)
-    d.add_argument("--test-fraction", type=float, default=0.1)
-    d.add_argument("--split-seed", type=int, default=42)
-    d.add_argument("--split-method", choices=["random", "protein", "identity"], default="random")
+    d.add_argument("--val-fraction", type=float, help="default 0.1")
+    d.add_argument("--test-fraction", type=float, help="default 0.1 (ignored with --test)")
+    d.add_argument("--split-seed", type=int, help="default 42")
+    d.add_argument("--split-method", choices=["random", "protein", "identity"],
+                   help="random (default), grouped by protein, or by sequence-identity clusters")
     d.add_argument("--no-stratify", action="store_true")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="preset/hub id, local folder, or random:<preset>")
@@ -97,7 +98,7 @@ def _add_train(sub, name: str = "train") -> None:
                    help="how the decision threshold is chosen on validation (default: best MCC)")
     t.add_argument("--threshold-target", type=float, help="target specificity/sensitivity, e.g. 0.9")
     t.add_argument("--temperature-scaling", action="store_true", help="calibrate probabilities on validation")
-    d.add_argument("--identity-threshold", type=float, default=0.5, help="for --split-method identity")
+    d.add_argument("--identity-threshold", type=float, help="for --split-method identity (default 0.5)")
     if name == "cv":
         r.add_argument("--folds", type=int, default=5)
         r.add_argument("--no-group-by-protein", action="store_true", help="plain stratified folds")
@@ -148,9 +149,11 @@ def config_from_args(args):
     for name in ("label_column", "id_column", "sequence_column", "group_column"):
         if getattr(args, name):
             data[name] = getattr(args, name)
-    data.update(val_fraction=args.val_fraction, test_fraction=args.test_fraction, split_seed=args.split_seed,
-                stratify=not args.no_stratify, split_method=args.split_method,
-                identity_threshold=args.identity_threshold)
+    for name in ("val_fraction", "test_fraction", "split_seed", "split_method", "identity_threshold"):
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    if args.no_stratify:
+        data["stratify"] = False
     base["data"] = data
     return TrainConfig.from_dict(base)
 
