@@ -237,12 +237,17 @@ def cached_embeddings(source: str, sequences: list[str], *, pooling: str = "mean
 # --------------------------------------------------------------------------- projections
 
 PROJECTIONS = ("umap", "tsne", "pca")
+PRE_PCA = 50  # UMAP and t-SNE run on this many principal components (standard practice; much faster)
 
 
 def project(X: np.ndarray, method: str = "umap", n_components: int = 2, *, seed: int = 0,
             n_neighbors: int = 15, min_dist: float = 0.1, metric: str = "euclidean",
             perplexity: float = 30.0) -> np.ndarray:
-    """2D/3D coordinates by UMAP, t-SNE or PCA."""
+    """2D/3D coordinates by UMAP, t-SNE or PCA.
+
+    UMAP and t-SNE see the first 50 principal components when the embeddings are wider: the
+    neighbourhoods barely change and the projection is several times faster.
+    """
     from plmcore.errors import ConfigError
 
     X = np.asarray(X, dtype=np.float32)
@@ -253,18 +258,24 @@ def project(X: np.ndarray, method: str = "umap", n_components: int = 2, *, seed:
         raise ConfigError(f"n_components={n_components}; use 2 or 3")
     if n < n_components + 2:
         raise ConfigError(f"{n} sequences are too few to project; give at least {n_components + 2}")
-    if method == "pca":
-        from sklearn.decomposition import PCA
+    from sklearn.decomposition import PCA
 
+    if method == "pca":
         return PCA(n_components=n_components, random_state=seed).fit_transform(X)
+    if X.shape[1] > PRE_PCA and n > PRE_PCA:
+        X = PCA(n_components=PRE_PCA, random_state=seed).fit_transform(X).astype(np.float32)
     if method == "tsne":
         from sklearn.manifold import TSNE
 
         perp = min(perplexity, max(1.0, (n - 1) / 3))
         return TSNE(n_components=n_components, perplexity=perp, random_state=seed, init="pca").fit_transform(X)
+    import warnings
+
     import umap
 
     nn_ = max(2, min(n_neighbors, n - 1))
     reducer = umap.UMAP(n_components=n_components, n_neighbors=nn_, min_dist=min_dist, metric=metric,
                         random_state=seed)
-    return reducer.fit_transform(X)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="n_jobs value", category=UserWarning)
+        return reducer.fit_transform(X)

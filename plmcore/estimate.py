@@ -10,6 +10,7 @@ benchmark's measured peak.
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 from functools import lru_cache
@@ -155,15 +156,30 @@ def measured_matmul_gflops() -> float:
 
 
 def profile() -> dict:
-    """Measured trainer efficiency and memory from the last benchmark run (see bench/)."""
+    """Measured trainer efficiency and memory from the last benchmark run (bench/run.py --write-profile)."""
     if PROFILE_PATH.exists():
         return json.loads(PROFILE_PATH.read_text())
     return {}
 
 
+def _efficiency(points, tokens_per_step: int) -> float | None:
+    """The benchmark's efficiency measured at the nearest batch size in tokens (small batches run slower)."""
+    if not points:
+        return None
+    if isinstance(points, (int, float)):
+        return float(points)
+    tokens, eff = min(points, key=lambda p: abs(math.log(p[0] / max(tokens_per_step, 1))))
+    return float(eff)
+
+
 def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=None, batch_size: int = 8,
              n_classes: int = 2, device_type: str = "cpu") -> Estimate | None:
-    """Parameters, memory and seconds per epoch of LoRA training `source` on `n_train` sequences."""
+    """Parameters, memory and seconds per epoch of LoRA training `source` on `n_train` sequences.
+
+    Time: this model's training FLOPs divided by this machine's 1024^3 matmul rate (measured now)
+    times the fraction of that rate the trainer reached in the benchmark. Memory: the benchmark's
+    measured peak-memory fit (runtime + bytes per parameter + activations).
+    """
     arch = arch_for(source)
     if arch is None:
         return None
@@ -172,16 +188,19 @@ def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=N
     total = arch.parameters + trainable
     flops = train_flops(arch, tokens, r, targets)
     prof = profile().get(device_type, {})
-    mfu = prof.get("train_mfu")
     seconds = None
-    basis = "no benchmark profile for this device yet"
-    if mfu:
-        seconds = flops * n_train / (measured_matmul_gflops() * 1e9 * mfu)
-        basis = (f"{prof.get('train_mfu', 0):.0%} of this machine's measured matrix speed, as measured by "
-                 f"bench/run.py on {prof.get('machine', 'a reference machine')}")
-    # weights + optimiser state + activations kept for backward (fp32), plus the runtime itself
+    basis = f"no benchmark profile for {device_type} yet (run bench/run.py --write-profile)"
+    efficiency = _efficiency(prof.get("train_efficiency_vs_1024"), batch_size * tokens)
+    if efficiency:
+        rate = measured_matmul_gflops() * 1e9 * efficiency
+        seconds = flops * n_train / rate
+        basis = (f"the trainer reached {efficiency:.0%} of the 1024x1024 matmul rate in bench/run.py "
+                 f"({prof.get('machine', 'reference machine')}, {prof.get('measured', '')}); this machine's "
+                 f"rate was measured just now")
     act_per_token_layer = 4 * (16 * arch.d_model + 2 * arch.d_ff + 2 * arch.heads * tokens)
     activations = batch_size * tokens * arch.layers * act_per_token_layer
-    overhead = prof.get("runtime_overhead_bytes", 450e6 if device_type == "cpu" else 600e6)
-    memory = 4 * total + 12 * trainable + activations * prof.get("activation_scale", 1.0) + overhead
+    mem = prof.get("memory", {})
+    overhead = mem.get("runtime_bytes", 450e6 if device_type == "cpu" else 600e6)
+    per_param = mem.get("bytes_per_parameter", 4.0)
+    memory = overhead + per_param * total + 12 * trainable + activations
     return Estimate(total, trainable, flops, seconds, memory / 1e9, basis)
