@@ -360,14 +360,15 @@ def _add_embed(sub) -> None:
     p.add_argument("--input", required=True, help="FASTA/CSV/TSV of sequences (labels not needed)")
     p.add_argument("--output", required=True, help=".h5/.hdf5 (one dataset per id) or .npy (+ .ids.txt)")
     p.add_argument("--pooling", choices=["mean", "cls", "center"], default=None)
-    p.add_argument("--max-tokens", type=int, default=16384, help="padded tokens per batch")
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="padded tokens per batch (default: plmcore.embed.MAX_TOKENS, 2048)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_embed)
 
 
 def cmd_embed(args) -> int:
     from plmcore import data as D
-    from plmcore.embed import Embedder, save_embeddings
+    from plmcore.embed import MAX_TOKENS, Embedder, save_embeddings
     from plmcore.models import load_backbone, set_cpu_threads
     from plmcore.predict import load_run
 
@@ -381,7 +382,8 @@ def cmd_embed(args) -> int:
         embedder = Embedder.from_run(load_run(args.run, device=args.device), args.pooling)
     else:
         embedder = Embedder.from_backbone(load_backbone(args.model), args.pooling or "mean", args.device)
-    X = embedder.embed(rep.table["sequence"].tolist(), max_tokens=args.max_tokens, progress=_bar("embedding"))
+    X = embedder.embed(rep.table["sequence"].tolist(), max_tokens=args.max_tokens or MAX_TOKENS,
+                       progress=_bar("embedding"))
     out = save_embeddings(args.output, rep.table["id"].tolist(), X)
     print(f"wrote {X.shape[0]} embeddings of size {X.shape[1]} to {out}")
     return 0

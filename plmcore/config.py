@@ -96,7 +96,7 @@ class TrainConfig:
     patience: int | None = 5  # evaluations without improvement; None = never stop early
     seed: int = 42
     logging_steps: int = 5
-    eval_batch_tokens: int = 8192
+    eval_batch_tokens: int = 2048  # as plmcore.embed.MAX_TOKENS: small batches stay in cache (bench/)
     max_length: int | None = None  # residues; None = the model's limit
     too_long: str = "truncate"
     device: str = "auto"

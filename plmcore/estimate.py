@@ -117,21 +117,40 @@ def lora_parameters(arch: Arch, r: int, targets: tuple[str, ...] | None, n_class
 
 
 def forward_flops(arch: Arch, tokens: int, r: int = 0, targets: tuple[str, ...] | None = None) -> float:
-    """Matmul FLOPs of one forward pass over a sequence of `tokens` tokens."""
+    """Matmul FLOPs of one forward pass over a sequence of `tokens` tokens (no head)."""
+    return sum(_forward_parts(arch, tokens, r, targets).values())
+
+
+def _forward_parts(arch: Arch, tokens: int, r: int, targets) -> dict[str, float]:
     d, a, f = arch.d_model, arch.d_attn, arch.d_ff
-    per_token = 2 * (4 * d * a + (3 if arch.gated else 2) * d * f) + 2 * 2 * tokens * a
+    linear = tokens * arch.layers * 2 * (4 * d * a + (3 if arch.gated else 2) * d * f)
+    attention = tokens * arch.layers * 2 * 2 * tokens * a  # scores Q.K^T and weights.V
     lora = 0
     if r:
         targets = tuple(targets or FAMILIES[arch.family if arch.family in FAMILIES else "t5"].lora_targets)
-        lora = sum(2 * r * (i + o) for i, o in arch.target_shapes(targets))
-    return tokens * (arch.layers * per_token + lora)
+        lora = tokens * sum(2 * r * (i + o) for i, o in arch.target_shapes(targets))
+    return {"linear": linear, "attention": attention, "lora": lora}
 
 
-def train_flops(arch: Arch, tokens: int, r: int, targets=None) -> float:
-    """Forward + backward: input gradients through every layer, weight gradients for LoRA only."""
-    fwd = forward_flops(arch, tokens, r, targets)
-    lora_w = forward_flops(arch, tokens, r, targets) - forward_flops(arch, tokens, 0)
-    return 2 * fwd + lora_w
+def train_flops_parts(arch: Arch, tokens: int, r: int, targets=None, n_classes: int = 2) -> dict[str, float]:
+    """Matmul FLOPs of one training window, by part.
+
+    Backward: input gradients of every matmul (as many FLOPs as its forward; the two attention
+    matmuls twice, since both their operands are activations) and weight gradients of the
+    trainable weights only (LoRA and the head). Frozen base weights get no weight gradient.
+    """
+    p = _forward_parts(arch, tokens, r, targets)
+    head = 2 * arch.d_model * arch.d_model + 2 * arch.d_model * n_classes
+    forward = p["linear"] + p["attention"] + p["lora"] + head
+    backward_input = p["linear"] + 2 * p["attention"] + p["lora"] + head
+    backward_weight = p["lora"] + head
+    return {"forward": forward, "backward_input": backward_input, "backward_weight": backward_weight,
+            "total": forward + backward_input + backward_weight}
+
+
+def train_flops(arch: Arch, tokens: int, r: int, targets=None, n_classes: int = 2) -> float:
+    """Forward + backward matmul FLOPs of one training window (see `train_flops_parts`)."""
+    return train_flops_parts(arch, tokens, r, targets, n_classes)["total"]
 
 
 @lru_cache(maxsize=1)
@@ -162,14 +181,20 @@ def profile() -> dict:
     return {}
 
 
-def _efficiency(points, tokens_per_step: int) -> float | None:
-    """The benchmark's efficiency measured at the nearest batch size in tokens (small batches run slower)."""
+def _efficiency(points, tokens_per_step: int, d_model: int) -> float | None:
+    """The benchmark's efficiency measured nearest to this batch size in tokens and model width.
+
+    Small batches and narrow models keep the matrix units less busy, so a point is picked by the
+    log-distance in both. Points are [tokens_per_step, d_model, efficiency]."""
     if not points:
         return None
     if isinstance(points, (int, float)):
         return float(points)
-    tokens, eff = min(points, key=lambda p: abs(math.log(p[0] / max(tokens_per_step, 1))))
-    return float(eff)
+
+    def distance(p):
+        return abs(math.log(p[0] / max(tokens_per_step, 1))) + abs(math.log(p[1] / d_model))
+
+    return float(min(points, key=distance)[2])
 
 
 def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=None, batch_size: int = 8,
@@ -186,11 +211,11 @@ def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=N
     tokens = window_tokens + arch.n_special
     trainable = lora_parameters(arch, r, targets, n_classes)
     total = arch.parameters + trainable
-    flops = train_flops(arch, tokens, r, targets)
+    flops = train_flops(arch, tokens, r, targets, n_classes)
     prof = profile().get(device_type, {})
     seconds = None
     basis = f"no benchmark profile for {device_type} yet (run bench/run.py --write-profile)"
-    efficiency = _efficiency(prof.get("train_efficiency_vs_1024"), batch_size * tokens)
+    efficiency = _efficiency(prof.get("train_efficiency_vs_1024"), batch_size * tokens, arch.d_model)
     if efficiency:
         rate = measured_matmul_gflops() * 1e9 * efficiency
         seconds = flops * n_train / rate

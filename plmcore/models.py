@@ -191,7 +191,7 @@ def set_cpu_threads(threads: int | None = None) -> int:
     More threads than cores (the default when numba, BLAS and torch each start their own pool)
     slows every matrix product down, so this is set once, deliberately, at process start.
     """
-    n = threads or int(os.environ.get("PLMCORE_THREADS", 0)) or (os.cpu_count() or 1)
+    n = threads or int(os.environ.get("PLMCORE_THREADS") or 0) or (os.cpu_count() or 1)
     torch.set_num_threads(n)
     return n
 

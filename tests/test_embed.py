@@ -10,6 +10,7 @@ from plmcore.embed import (
     EmbeddingCache,
     cached_embeddings,
     embed_to_hdf5,
+    exact_knn,
     project,
     read_hdf5,
     save_embeddings,
@@ -86,6 +87,20 @@ def test_projections(method, dims):
     cluster = np.arange(200) >= 100
     same = (cluster[np.argsort(d, 1)[:, :5]] == cluster[:, None]).mean()
     assert same >= 0.95
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_exact_knn_matches_scikit_learn(metric):
+    from sklearn.neighbors import NearestNeighbors
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(300, 12)).astype(np.float32)
+    X[5] = X[7]  # a duplicate: each copy must still list itself first
+    idx, dist = exact_knn(X, 6, metric, block=64)  # several blocks
+    ref_dist, ref_idx = NearestNeighbors(n_neighbors=6, metric=metric).fit(X).kneighbors(X)
+    assert (idx[:, 0] == np.arange(300)).all() and (dist[:, 0] == 0).all()
+    np.testing.assert_allclose(dist, ref_dist, atol=2e-3)
+    assert np.mean([set(a) == set(b) for a, b in zip(idx[:, 1:], ref_idx[:, 1:])]) > 0.98
 
 
 def test_projection_refuses_too_few_points():
