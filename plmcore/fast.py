@@ -7,7 +7,7 @@ matrix products, take most of a training step):
 - ESM's GELU is written as five element-wise operations; `F.gelu` is the same exact (erf)
   GELU in one fused kernel, forward and backward.
 - peft's LoRA layer computes `result + lora_B(lora_A(x)) * scaling`: three extra passes over
-  the output. `addmm` adds the low-rank product into the base output in one pass.
+  the output. an in-place `addmm_` adds the low-rank product into the base output in one pass.
 - For short sequences, attention as `baddbmm -> softmax -> bmm` is about twice as fast on a
   CPU as the fused SDPA kernel, which is built for long sequences. Long sequences keep SDPA
   (it never materialises the T x T matrix).
@@ -86,7 +86,8 @@ def _lora_forward(self, x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
     flat = x.reshape(-1, x.shape[-1])
     out = F.linear(flat, base.weight, base.bias)
     low = F.linear(flat.to(self.lora_A[name].weight.dtype), self.lora_A[name].weight)
-    out = torch.addmm(out, low.to(out.dtype), self.lora_B[name].weight.t().to(out.dtype), alpha=self.scaling[name])
+    # in place: the base product's output is not saved for its backward, so this is safe for autograd
+    out.addmm_(low.to(out.dtype), self.lora_B[name].weight.t().to(out.dtype), alpha=self.scaling[name])
     return out.view(*x.shape[:-1], out.shape[-1])
 
 
