@@ -54,14 +54,14 @@ def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"
     return _layout(fig, "Validation metrics")
 
 
-def confusion(report: dict) -> go.Figure:
+def confusion(report: dict, title: str = "Confusion matrix") -> go.Figure:
     cm = np.array(report["confusion_matrix"])
     classes = report["classes"]
     fig = go.Figure(go.Heatmap(z=cm, x=[f"pred {c}" for c in classes], y=[f"true {c}" for c in classes],
                                colorscale="Blues", showscale=False, text=cm, texttemplate="%{text}",
                                textfont=dict(size=18)))
     fig.update_yaxes(autorange="reversed")
-    return _layout(fig, "Confusion matrix", height=320)
+    return _layout(fig, title, height=320)
 
 
 def roc_curves(reports: dict[str, dict]) -> go.Figure:
