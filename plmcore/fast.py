@@ -7,7 +7,7 @@ matrix products, take most of a training step):
 - ESM's GELU is written as five element-wise operations; `F.gelu` is the same exact (erf)
   GELU in one fused kernel, forward and backward.
 - peft's LoRA layer computes `result + lora_B(lora_A(x)) * scaling`: three extra passes over
-  the output. an in-place `addmm_` adds the low-rank product into the base output in one pass.
+  the output. An in-place `addmm_` adds the low-rank product into the base output in one pass.
 - For short sequences, attention as `baddbmm -> softmax -> bmm` is about twice as fast on a
   CPU as the fused SDPA kernel, which is built for long sequences. Long sequences keep SDPA
   (it never materialises the T x T matrix).
