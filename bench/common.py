@@ -34,6 +34,17 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- memory
 
 
+def _proc_status_mb(field: str) -> float | None:
+    """A memory field of /proc/self/status (VmHWM, VmRSS) in MB, or None where there is none."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process so far: VmHWM of /proc/self/status.
 
@@ -41,13 +52,8 @@ def peak_rss_mb() -> float:
     exec (the exec'd child's ru_maxrss is at least the parent's RSS when it forked), so a worker's
     ru_maxrss would be floored at the harness's own size. VmHWM belongs to the new address space.
     """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    hwm = _proc_status_mb("VmHWM")
+    return hwm if hwm is not None else ru_maxrss_mb()
 
 
 def ru_maxrss_mb() -> float:
@@ -55,13 +61,8 @@ def ru_maxrss_mb() -> float:
 
 
 def current_rss_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return float("nan")
+    rss = _proc_status_mb("VmRSS")
+    return rss if rss is not None else float("nan")
 
 
 # ----------------------------------------------------------------------------- statistics
