@@ -7,6 +7,14 @@ from pathlib import Path
 import pytest
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so fixtures can tell whether the test failed."""
+    outcome = yield
+    report = outcome.get_result()
+    setattr(item, f"rep_{report.when}", report)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data folder ../shared/data next to the project; skip when it is absent."""

@@ -53,13 +53,13 @@ def server(tmp_path_factory):
     else:
         proc.terminate()
         pytest.fail(f"streamlit did not start; see {log.name}")
-    yield url
+    yield url, Path(log.name)
     proc.terminate()
     proc.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
-def page(server):
+def page(server):  # noqa: ARG001 - the server must be up before the browser opens
     from playwright.sync_api import sync_playwright
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
@@ -75,20 +75,56 @@ def page(server):
         browser.close()
 
 
+def _idle(page, timeout: float = 60_000) -> None:
+    """Wait until Streamlit has finished the current script run (the attribute its own e2e tests use)."""
+    page.locator('[data-testid="stApp"][data-test-script-state="notRunning"]').wait_for(timeout=timeout)
+
+
+def _upload(page, path: Path) -> None:
+    """Set the file on the first uploader and wait for the form it reveals.
+
+    On a cold machine the first reruns can be slow; a file set while a rerun replaces the
+    uploader can be dropped by the widget, so wait for the app to be idle and set it again.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    for attempt in range(3):
+        _idle(page)
+        page.locator('input[type="file"]').first.set_input_files(str(path))
+        try:
+            page.get_by_role("button", name="Check and save").wait_for(timeout=30_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
+
+
 def _select(page, label: str, option_text: str) -> None:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     box.click()
     page.get_by_role("option").filter(has_text=option_text).first.click()
 
 
-def test_upload_train_watch_and_predict(server, page, shared_data):
+@pytest.fixture
+def on_failure(server, page, request):
+    """When the test fails, keep a screenshot and print the end of the Streamlit log."""
+    yield
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        page.screenshot(path=str(ARTIFACTS / "failure.png"), full_page=True)
+        print(f"--- last lines of the Streamlit log; screenshot in {ARTIFACTS / 'failure.png'} ---")
+        print("\n".join(server[1].read_text(errors="replace").splitlines()[-60:]))
+
+
+def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
+    url, _ = server
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
-    page.goto(server)
+    page.goto(url)
     page.get_by_text("Add a dataset").wait_for()
     page.get_by_text("Upload a file", exact=True).click()
     page.get_by_label("Dataset name").fill("dephos")
     page.get_by_label("Dataset name").press("Enter")
-    page.locator('input[type="file"]').first.set_input_files(str(fasta))
+    _upload(page, fasta)
     page.get_by_role("button", name="Check and save").click()
     page.get_by_text("Saved dataset 'dephos': 201 sequences").wait_for()
     heatmap = page.locator(".js-plotly-plot").nth(1)  # class balance, enrichment
