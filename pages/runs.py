@@ -52,14 +52,14 @@ def one_run(run: RunDir) -> None:
             shown = {"at 0.50": report}
             chosen = report.get("at_threshold")
             cm_source, cm_threshold = report, 0.5
+            thresholds = "threshold 0.50"
             if chosen and abs(chosen["threshold"] - 0.5) > 1e-9:
-                shown = {"at 0.50": report,
-                         f"at {chosen['threshold']:.2f} (chosen on validation, {chosen['objective']})":
-                             dict(chosen, n=report["n"])}
+                shown[f"at {chosen['threshold']:.2f} (chosen on validation, {chosen['objective']})"] = \
+                    dict(chosen, n=report["n"])
                 cm_source, cm_threshold = dict(chosen, classes=report["classes"]), chosen["threshold"]
-            st.markdown(f"**{report['n']} test sequences**, metrics at the decision thresholds "
-                        f"{' and '.join(k[3:7] for k in shown)}; brackets: 95% bootstrap confidence intervals "
-                        f"({report['n_boot']} resamples).")
+                thresholds = f"thresholds 0.50 and {cm_threshold:.2f}"
+            st.markdown(f"**{report['n']} test sequences**, metrics at the decision {thresholds}; "
+                        f"brackets: 95% bootstrap confidence intervals ({report['n_boot']} resamples).")
             c1, c2 = st.columns([3, 2])
             c1.dataframe(F.metrics_table(shown), width="stretch")
             c2.plotly_chart(F.confusion(cm_source, f"Confusion matrix at {cm_threshold:.2f}"), width="stretch",
