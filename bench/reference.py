@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import inspect
-import math
 import time
 from pathlib import Path
 
@@ -155,10 +154,3 @@ def naive_embed(model, tokenizer, sequences: list[str], batch_size: int = 32) ->
             for j, s in enumerate(chunk):
                 out.append(hidden[j, 1:len(s) + 1].mean(0))  # skip <cls>; <eos> and padding follow
     return torch.stack(out).float().numpy().astype(np.float32), computed
-
-
-def epoch_windows(n_train: int, batch_size: int, steps: int) -> int:
-    """Windows seen in `steps` optimiser steps when every epoch ends with one short batch."""
-    per_epoch = math.ceil(n_train / batch_size)
-    full, rest = divmod(steps, per_epoch)
-    return full * n_train + min(rest * batch_size, n_train)

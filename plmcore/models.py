@@ -10,7 +10,6 @@ A *model source* is one of:
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -503,20 +502,3 @@ def _find(haystack: list[int], needle: list[int]) -> int:
         if haystack[i:i + len(needle)] == needle:
             return i
     return -1
-
-
-def describe_source(source: str) -> dict:
-    """Display facts for the UI/CLI: name, family, parameters (if known), where it comes from."""
-    preset = find_preset(source[len(RANDOM_PREFIX):] if is_random(source) else source)
-    info = {"source": source, "status": cache_status(source)}
-    if preset:
-        info.update(display=preset.display, family=preset.family, parameters=preset.parameters)
-        if is_random(source):
-            info["display"] = f"{preset.display} (random weights, for trying the interface)"
-    else:
-        cfg_path = Path(source).expanduser() / "config.json"
-        if cfg_path.exists():
-            cfg = json.loads(cfg_path.read_text())
-            info["family"] = cfg.get("plmcore_family") or cfg.get("model_type", "other")
-        info["display"] = source
-    return info

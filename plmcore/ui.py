@@ -243,10 +243,6 @@ def all_active() -> list[RunDir]:
     return active_runs() + active_runs(cv_root())
 
 
-def active_run_names() -> list[str]:
-    return [r.name for r in active_runs()]
-
-
 def can_start_run() -> tuple[bool, str]:
     active = [r for r in all_active() if r.status().get("state") in ACTIVE_STATES]
     if len(active) >= MAX_ACTIVE_RUNS:
