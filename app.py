@@ -5,6 +5,7 @@ import streamlit as st
 from plmcore import ui
 
 st.set_page_config(page_title="PLM fine-tuning", page_icon="🧬", layout="wide")
+ui.require_sign_in()
 
 pages = st.navigation(
     [
@@ -15,5 +16,5 @@ pages = st.navigation(
         st.Page("pages/predict.py", title="Predict", icon=":material/biotech:"),
     ]
 )
-ui.sidebar()
+ui.guard(ui.sidebar)
 pages.run()

@@ -15,7 +15,7 @@ from plmcore.splits import make_split
 
 st.title("Data")
 st.caption("Labelled sequences for training: upload them, check them, and choose how to split them.")
-store = DS.DatasetStore()
+store = ui.datasets()
 
 
 def _save_upload(upload) -> Path:
@@ -30,9 +30,9 @@ def _show_report(report: D.ValidationReport, what: str) -> None:
         st.error(f"{what}: {len(report.errors)} problem(s) must be fixed before this data can be used. "
                  "Nothing was saved; datasets already loaded are unchanged.")
         for issue in report.errors[:25]:
-            st.markdown(f"- :red[**{issue.code}**] {issue.message}")
+            st.markdown(f"- :red[**{issue.code}**] {ui.md(issue.message)}")
     for issue in report.warnings:
-        st.warning(f"{what}: {issue.message}")
+        st.warning(f"{what}: {ui.md(issue.message)}")
 
 
 def _finish(name: str, table_report: D.ValidationReport, test_report: D.ValidationReport | None, meta: dict) -> None:
@@ -43,7 +43,7 @@ def _finish(name: str, table_report: D.ValidationReport, test_report: D.Validati
         return
     ds = store.save(name, table_report.table, test=None if test_report is None else test_report.table, meta=meta)
     ui.remember("dataset", ds.name)
-    st.success(f"Saved dataset '{ds.name}': {len(table_report.table)} sequences"
+    st.success(f"Saved dataset '{ui.md(ds.name)}': {len(table_report.table)} sequences"
                + (f", plus {len(test_report.table)} test sequences" if test_report is not None else "") + ".")
 
 
@@ -76,7 +76,7 @@ def add_dataset() -> None:
                 with st.spinner("Downloading from Zenodo and checking md5 sums…"):
                     ds = DS.load_tutorial(store)
                 ui.remember("dataset", ds.name)
-                st.success(f"Saved dataset '{ds.name}' with the tutorial's split (its own test file; "
+                st.success(f"Saved dataset '{ui.md(ds.name)}' with the tutorial's split (its own test file; "
                            "80/20 train/validation of the training file, seed 42).")
             return
         name = st.text_input("Dataset name", key="data_name", placeholder="e.g. dephos Y windows")
@@ -104,7 +104,7 @@ def add_dataset() -> None:
             classes = {}
             for i, up in enumerate(uploads):
                 stem = Path(up.name.removesuffix(".gz")).stem
-                classes[st.text_input(f"Class of {up.name}", value=stem, key=f"data_class_{i}")] = up
+                classes[st.text_input(f"Class of {ui.md(up.name)}", value=stem, key=f"data_class_{i}")] = up
             if st.button("Check and save", key="data_save_classes", type="primary"):
                 if len(classes) != len(uploads):
                     ui.fail("Two files have the same class name; give each file its own class.")
@@ -159,7 +159,7 @@ def show_dataset() -> None:
                    "log2 ratio of frequencies with a pseudocount of 1.")
     split_section(ds, table, test)
     with st.expander("Delete this dataset"):
-        sure = st.checkbox(f"Yes, delete '{ds.name}' (runs trained on it keep their own copy)", key="data_del_ok")
+        sure = st.checkbox(f"Yes, delete '{ui.md(ds.name)}' (runs trained on it keep their own copy)", key="data_del_ok")
         if st.button("Delete", key="data_delete", disabled=not sure):
             store.delete(ds.name)
             st.rerun()

@@ -6,10 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from plmcore import data as D
-from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.embed import cached_embeddings, project
+from plmcore.embed import EmbeddingCache, cached_embeddings, project
 from plmcore.runs import RunDir
 
 st.title("Embeddings")
@@ -47,7 +46,7 @@ def choose_sequences() -> pd.DataFrame | None:
         frame = report.table
         frame["split"] = "uploaded"
         return frame
-    store = DS.DatasetStore()
+    store = ui.datasets()
     names = [d.name for d in store.list()]
     if not names:
         ui.fail("No dataset yet: add one on the Data page, or upload a FASTA file here.")
@@ -87,7 +86,8 @@ def compute(models, frame: pd.DataFrame, pooling: str) -> dict:
         else:
             def factory(source=source):
                 return ui.cached_embedder(source, pooling)
-        X, hit = cached_embeddings(source, seqs, pooling=pooling, progress=bar, embedder_factory=factory)
+        X, hit = cached_embeddings(source, seqs, pooling=pooling, progress=bar, embedder_factory=factory,
+                                   cache=EmbeddingCache(ui.workspace() / "cache" / "embeddings"))
         bar.done()
         extra = {}
         if run is not None and frame["label"].notna().all():

@@ -1,20 +1,20 @@
 """Runs & evaluation: every run, one run's test metrics with intervals and curves, runs side by side."""
 
-import json
-
 import pandas as pd
 import streamlit as st
 
 from plmcore import figures as F
 from plmcore import ui
+from plmcore.archive import export_zip, import_zip
 from plmcore.assess import split_leaderboard
 from plmcore.baselines import leaderboard
-from plmcore.runs import RunDir, delete_run, export_zip, import_zip, list_runs
+from plmcore.runs import RunDir, delete_run, list_runs
 
 st.title("Runs & evaluation")
 
 
 def runs_table(runs: list[RunDir]) -> None:
+    """One row per run; a damaged run shows as such and does not stop the others."""
     rows = []
     for r in runs:
         s = r.summary()
@@ -29,12 +29,30 @@ def runs_table(runs: list[RunDir]) -> None:
                                 "test ROC-AUC": st.column_config.NumberColumn(format="%.3f")})
 
 
+def damaged(run: RunDir, problem: str) -> None:
+    """A run whose files do not validate: what is wrong, and a way to delete it."""
+    st.error(ui.md(problem))
+    delete_control(run)
+
+
+def delete_control(run: RunDir) -> None:
+    sure = st.checkbox(f"Yes, delete run {ui.md(run.name)} and all its files", key="runs_delete_ok")
+    if st.button("Delete run", key="runs_delete", disabled=not sure):
+        delete_run(run)
+        st.success(f"Deleted {ui.md(run.name)}.")
+        st.rerun()
+
+
 def one_run(run: RunDir) -> None:
+    problem = run.problem()
+    if problem:
+        damaged(run, problem)
+        return
     status = run.status()
     report = run.report()
     records = run.read_metrics()
     if status.get("state") == "failed":
-        st.error(f"This run failed: {status.get('error')}")
+        st.error(f"This run failed: {ui.md(status.get('error'))}")
     tabs = st.tabs(["Test metrics", "Baselines & verdict", "Leakage", "Calibration", "Curves", "Training",
                     "Configuration", "Files"])
     with tabs[1]:
@@ -82,7 +100,7 @@ def one_run(run: RunDir) -> None:
         else:
             st.info("No metrics logged yet.")
     with tabs[3]:
-        st.json(json.loads(run.config_path.read_text()), expanded=1)
+        st.json(run.config().to_dict(), expanded=1)
         if status:
             st.caption("Status")
             st.json(status, expanded=False)
@@ -90,20 +108,16 @@ def one_run(run: RunDir) -> None:
         st.download_button("Download this run (.zip)", data=export_zip(run), file_name=f"{run.name}.zip",
                            mime="application/zip", key="runs_download",
                            help="config, split, adapter, head, metrics, reports and predictions")
-        sure = st.checkbox(f"Yes, delete run {run.name} and all its files", key="runs_delete_ok")
-        if st.button("Delete run", key="runs_delete", disabled=not sure):
-            delete_run(run)
-            st.success(f"Deleted {run.name}.")
-            st.rerun()
+        delete_control(run)
 
 
 def _verdict(run: RunDir) -> str | None:
-    path = run.path / "comparison.json"
-    return json.loads(path.read_text()).get("verdict") if path.exists() else None
+    comparison = run.read_report("comparison.json")
+    return ui.md(comparison["verdict"]) if comparison and comparison.get("verdict") else None
 
 
 def baselines_tab(run: RunDir) -> None:
-    entries = split_leaderboard(run, list_runs())
+    entries = split_leaderboard(run, list_runs(ui.runs_root()))
     if len(entries) < 2:
         st.info("No baselines for this run (they are fitted when a run finishes with a test split; "
                 "the 'Baselines' switch on the Train page turns them off).")
@@ -114,12 +128,11 @@ def baselines_tab(run: RunDir) -> None:
                 "validation split only.")
     st.dataframe(F.leaderboard_table(board), hide_index=True, width="stretch")
     st.plotly_chart(F.interval_plot(board), width="stretch", key="runs_intervals")
-    path = run.path / "comparison.json"
-    if path.exists():
-        comparison = json.loads(path.read_text())
+    comparison = run.read_report("comparison.json")
+    if comparison:
         st.markdown(f"**Paired comparison** on the same test items, against the best baseline "
-                    f"(**{comparison['best_baseline']}**, {comparison['best_chosen_by']}):")
-        st.info(comparison["verdict"])
+                    f"(**{ui.md(comparison['best_baseline'])}**, {ui.md(comparison['best_chosen_by'])}):")
+        st.info(ui.md(comparison["verdict"]))
         rows = []
         for name, c in comparison["comparisons"].items():
             for metric in ("roc_auc", "mcc"):
@@ -135,11 +148,10 @@ def baselines_tab(run: RunDir) -> None:
 
 
 def leakage_tab(run: RunDir) -> None:
-    path = run.path / "leakage.json"
-    if not path.exists():
+    leak = run.read_report("leakage.json")
+    if leak is None:
         st.info("No leakage report for this run (it needs a test split).")
         return
-    leak = json.loads(path.read_text())
     ui.show_leakage(leak, detailed=True)
 
 
@@ -150,7 +162,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
     cal = report["calibration"]
     c1, c2 = st.columns([3, 2])
     c1.plotly_chart(F.reliability_diagram(cal), width="stretch", key="runs_reliability")
-    decision = json.loads((run.path / "threshold.json").read_text()) if (run.path / "threshold.json").exists() else {}
+    decision = run.read_report("threshold.json") or {}
     c2.metric("Brier score (test)", f"{cal['brier']:.3f}", help="mean squared error of the probabilities; lower is better")
     c2.metric("Expected calibration error", f"{cal.get('ece', float('nan')):.3f}")
     c2.metric("Decision threshold", f"{decision.get('threshold', 0.5):.3f}",
@@ -158,13 +170,11 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
     if decision.get("temperature"):
         c2.metric("Temperature (fitted on validation)", f"{decision['temperature']:.2f}")
     if decision.get("note"):
-        c2.caption(decision["note"])
+        c2.caption(ui.md(decision["note"]))
 
 
 def cross_validation() -> None:
-    from plmcore.cv import cv_root
-
-    cvs = list_runs(cv_root())
+    cvs = list_runs(ui.cv_root())
     if not cvs:
         st.info("No cross-validation yet: start one on the Train page ('Cross-validate').")
         return
@@ -173,12 +183,11 @@ def cross_validation() -> None:
     frac = (status.get("fold") or 0) / max(status.get("folds") or 1, 1)
     st.progress(frac if status.get("state") != "finished" else 1.0,
                 text=f"{status.get('state')}: fold {status.get('fold', 0)} of {status.get('folds', '?')}")
-    path = cv.path / "cv.json"
-    if not path.exists():
+    summary = cv.read_report("cv.json")
+    if summary is None:
         st.caption("Results appear after the first fold.")
         return
-    summary = json.loads(path.read_text())
-    st.markdown(f"**{summary['completed']} of {summary['folds']} folds**, {summary['how']}. Mean ± standard "
+    st.markdown(f"**{summary['completed']} of {summary['folds']} folds**, {ui.md(summary['how'])}. Mean ± standard "
                 "deviation over folds; every model saw the same folds.")
     rows = []
     for model, metrics in summary["summary"].items():
@@ -200,7 +209,7 @@ def compare(runs: list[RunDir]) -> None:
     names = [r.name for r in runs]
     chosen = st.multiselect("Runs to compare", names, default=names[:2] if len(names) > 1 else names,
                             key="runs_compare")
-    picked = [r for r in runs if r.name in chosen]
+    picked = [r for r in runs if r.name in chosen and r.problem() is None]
     reports = {r.name: r.report() for r in picked if r.report()}
     if reports:
         st.dataframe(F.metrics_table(reports), width="stretch")
@@ -215,9 +224,11 @@ def page() -> None:
     with st.expander("Import a run (.zip exported from this app)"):
         up = st.file_uploader("Run archive", type=["zip"], key="runs_import")
         if up is not None and st.button("Import", key="runs_import_go"):
-            run = import_zip(up.getvalue())
-            st.success(f"Imported as {run.name}.")
-    runs = list_runs()
+            imported = import_zip(up.getvalue(), ui.runs_root())
+            st.success(f"Imported as {ui.md(imported.run.name)}.")
+            for note in imported.notes:
+                st.info(ui.md(note))
+    runs = list_runs(ui.runs_root())
     mode = st.radio("View", ["One run", "Compare runs", "Cross-validation"], horizontal=True, key="runs_mode")
     if mode == "Cross-validation":
         cross_validation()
@@ -228,7 +239,7 @@ def page() -> None:
     runs_table(runs)
     if mode == "One run":
         run = ui.pick_run("Run", "runs_selected", runs=runs)
-        one_run(run)
+        ui.guard(lambda: one_run(run))
     else:
         compare(runs)
 

@@ -10,7 +10,7 @@ from plmcore.config import STOP_METRICS, DataSpec, TrainConfig
 from plmcore.estimate import arch_for, estimate
 from plmcore.metrics import METRIC_LABELS
 from plmcore.models import DEFAULT_MODEL, FAMILIES, cache_status
-from plmcore.runs import ACTIVE_STATES, RunDir, cancel, runs_root, start_worker
+from plmcore.runs import ACTIVE_STATES, RunDir, cancel, resume_command, start_worker
 from plmcore.train import create_run
 
 st.title("Train")
@@ -19,7 +19,7 @@ OTHER = "Other: a HuggingFace id or a local folder"
 
 
 def choose_data():
-    store = DS.DatasetStore()
+    store = ui.datasets()
     datasets = store.list()
     if not datasets:
         st.info("Add a dataset on the Data page first (or fetch the tutorial dataset there).")
@@ -53,17 +53,19 @@ def choose_model() -> str:
         index = len(labels) - 1
     label = st.selectbox("Model", labels, index=index, key="train_model")
     if label == OTHER:
-        source = st.text_input("HuggingFace model id or local folder path", key="train_model_other",
+        what = "HuggingFace model id" if ui.served() else "HuggingFace model id or local folder path"
+        source = st.text_input(what, key="train_model_other",
                                value=current if current not in choices.values() else "").strip()
         if not source:
             st.stop()
     else:
         source = choices[label]
+    ui.check_model_source(source)
     if source != current:
         ui.remember("model", source)
     status = cache_status(source)
     if status == "download":
-        st.caption(f"`{source}` is not in the local cache: it is downloaded when training starts "
+        st.caption(f"{ui.md(source)} is not in the local cache: it is downloaded when training starts "
                    "(this server needs internet for that).")
     return source
 
@@ -98,6 +100,7 @@ def settings(source: str, split) -> TrainConfig:
         targets = st.text_input("LoRA target modules (comma-separated; empty = the family's defaults)",
                                 value=default_targets, key=f"train_targets_{source}")
         threads = st.number_input("CPU threads (0 = all cores)", 0, 256, 0, key="train_threads")
+        ui.trust_remote_code_switch()
     c = st.columns(4)
     baselines = c[0].toggle("Baselines", value=True, key="train_baselines",
                             help="fit composition, one-hot and frozen-embedding logistic regressions on the same split "
@@ -150,10 +153,14 @@ def start(config: TrainConfig, split) -> None:
     ok, message = ui.can_start_run()
     if not ok:
         ui.fail(message)
-    run = create_run(config, split=split, root=runs_root())
-    start_worker(run)
+    run = create_run(config, split=split, root=ui.runs_root())
+    _start(run)
+    st.toast(f"Started run {ui.md(run.name)}")
+
+
+def _start(run: RunDir, command: str = "train") -> None:
+    start_worker(run, command=command, trust_remote_code=ui.trust_remote_code(), workspace_dir=ui.workspace())
     ui.remember("train_run_path", str(run.path))
-    st.toast(f"Started run {run.name}")
 
 
 @st.fragment(run_every=1.5)
@@ -172,17 +179,17 @@ def render(run: RunDir, status: dict, key: str = "") -> None:
     st.progress(frac, text=f"{run.name}: {text}")
     state = status.get("state")
     if status.get("stage") and state == "running":
-        st.caption(f"Finishing: {status['stage']}…")
+        st.caption(f"Finishing: {ui.md(status['stage'])}…")
     if state == "failed":
-        st.error(f"The run failed: {status.get('error')}")
+        st.error(f"The run failed: {ui.md(status.get('error'))}")
     elif state == "cancelled":
-        st.warning("The run was stopped. Its last checkpoint is kept; it can be resumed from the command line "
-                   f"with `python -m plmcore train --run-dir {run.path} --resume`.")
+        st.warning("The run was stopped. Its last checkpoint is kept; it can be resumed from the command line with:")
+        st.code(resume_command(run.path), language="bash")
     elif state == "finished":
         st.success("Finished. The Runs page has the test metrics with confidence intervals, the baselines and "
                    "the leakage report.")
         if status.get("verdict"):
-            st.info(status["verdict"])
+            st.info(ui.md(status["verdict"]))
     records = run.read_metrics()
     evals = [r for r in records if r.get("kind") == "eval"]
     if evals:
@@ -221,15 +228,14 @@ def start_cv(config: TrainConfig, ds, folds: int, grouped: bool) -> None:
     ok, message = ui.can_start_run()
     if not ok:
         ui.fail(message)
-    cv = create_cv(config, ds.table(), folds=folds, grouped=grouped)
-    start_worker(cv, command="cv")
-    ui.remember("train_run_path", str(cv.path))
+    cv = create_cv(config, ds.table(), folds=folds, grouped=grouped, root=ui.cv_root())
+    _start(cv, command="cv")
 
 
 def start_tutorial(source: str) -> None:
     from plmcore.recipes import tutorial_config
 
-    store = DS.DatasetStore()
+    store = ui.datasets()
     ds = store.get(DS.TUTORIAL_NAME)
     if ds is None:
         with st.spinner("Fetching the tutorial dataset from Zenodo…"):
@@ -239,9 +245,8 @@ def start_tutorial(source: str) -> None:
         ui.fail(message)
     config = tutorial_config(None, None, model=source)
     split = D.split_table(ds.table(), val_fraction=0.2, seed=42, test_table=ds.test_table())
-    run = create_run(config, split=split, root=runs_root())
-    start_worker(run)
-    ui.remember("train_run_path", str(run.path))
+    run = create_run(config, split=split, root=ui.runs_root())
+    _start(run)
 
 
 @st.fragment(run_every=2)
@@ -262,7 +267,7 @@ def render_cv(cv: RunDir, status: dict) -> None:
     done = folds if state == "finished" else max(fold - 1, 0)
     st.progress(done / folds, text=f"Cross-validation {cv.name}: {state}, fold {fold} of {folds}")
     if state == "failed":
-        st.error(f"Cross-validation failed: {status.get('error')}")
+        st.error(f"Cross-validation failed: {ui.md(status.get('error'))}")
     if status.get("fold_run") and state in ACTIVE_STATES:
         fold_run = RunDir(status["fold_run"])
         if fold_run.exists():
@@ -305,7 +310,7 @@ def page() -> None:
             from plmcore.recipes import TUTORIAL_DESCRIPTION
 
             st.markdown(TUTORIAL_DESCRIPTION)
-            st.markdown(f"Backbone: **{source}** (choose another in the Model list above). The ProtT5-XL "
+            st.markdown(f"Backbone: **{ui.md(source)}** (choose another in the Model list above). The ProtT5-XL "
                         "model needs a GPU to run this in reasonable time.")
             if st.button("Run it on the tutorial dataset", key="train_tutorial"):
                 start_tutorial(source)

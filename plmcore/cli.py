@@ -62,7 +62,9 @@ def _add_train(sub, name: str = "train") -> None:
     d.add_argument("--no-stratify", action="store_true")
     m = p.add_argument_group("model")
     m.add_argument("--model", default=None, help="preset/hub id, local folder, or random:<preset>")
-    m.add_argument("--trust-remote-code", action="store_true")
+    m.add_argument("--trust-remote-code", action="store_true",
+                   help="let the model run its own code from the hub; only for repositories you trust. "
+                        "Never read from a config file: give it each time")
     m.add_argument("--pooling", choices=["mean", "cls", "center"])
     m.add_argument("--lora-r", type=int)
     m.add_argument("--lora-alpha", type=float)
@@ -107,7 +109,7 @@ def _add_train(sub, name: str = "train") -> None:
         p.set_defaults(func=cmd_train)
 
 
-_TRAIN_FIELDS = ("model", "trust_remote_code", "pooling", "lora_r", "lora_alpha", "lora_dropout",
+_TRAIN_FIELDS = ("model", "pooling", "lora_r", "lora_alpha", "lora_dropout",
                  "head_dropout", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
                  "schedule", "batch_size", "grad_accum", "class_weights", "early_stopping_metric",
                  "seed", "max_length", "too_long", "device", "precision", "threads", "logging_steps",
@@ -180,9 +182,12 @@ def cmd_train(args) -> int:
         for w in run.read_status().get("warnings") or []:
             print(f"warning: {w}", file=sys.stderr)
     print(f"run directory: {run.path}", file=sys.stderr)
-    status = train_run(run.path, resume=args.resume, progress=sys.stderr.isatty() or bool(os.environ.get("PLMCORE_PROGRESS")))
+    status = train_run(run.path, resume=args.resume, trust_remote_code=args.trust_remote_code,
+                       progress=sys.stderr.isatty() or bool(os.environ.get("PLMCORE_PROGRESS")))
     if status.get("state") == "cancelled":
-        print(f"cancelled; checkpoint kept. Resume: python -m plmcore train --run-dir {run.path} --resume")
+        from plmcore.runs import resume_command
+
+        print(f"cancelled; checkpoint kept. Resume: {resume_command(run.path)}")
         return 130
     report = run.report()
     if report:
@@ -216,7 +221,7 @@ def cmd_cv(args) -> int:
         cv = create_cv(config, report.table, folds=args.folds, grouped=not args.no_group_by_protein,
                        cv_dir=run_dir)
     print(f"cross-validation directory: {cv.path}", file=sys.stderr)
-    status = run_cv(cv.path, progress=sys.stderr.isatty())
+    status = run_cv(cv.path, progress=sys.stderr.isatty(), trust_remote_code=args.trust_remote_code)
     summary = json.loads((cv.path / "cv.json").read_text()) if (cv.path / "cv.json").exists() else None
     if summary:
         print(format_cv(summary))
@@ -363,6 +368,7 @@ def _add_embed(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=None,
                    help="padded tokens per batch (default: plmcore.embed.MAX_TOKENS, 2048)")
     p.add_argument("--device", default="auto")
+    p.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code from the hub")
     p.set_defaults(func=cmd_embed)
 
 
@@ -379,9 +385,11 @@ def cmd_embed(args) -> int:
     rep.raise_for_errors()
     set_cpu_threads()
     if args.run:
-        embedder = Embedder.from_run(load_run(args.run, device=args.device), args.pooling)
+        embedder = Embedder.from_run(load_run(args.run, device=args.device, trust_remote_code=args.trust_remote_code),
+                                     args.pooling)
     else:
-        embedder = Embedder.from_backbone(load_backbone(args.model), args.pooling or "mean", args.device)
+        embedder = Embedder.from_backbone(load_backbone(args.model, trust_remote_code=args.trust_remote_code),
+                                          args.pooling or "mean", args.device)
     X = embedder.embed(rep.table["sequence"].tolist(), max_tokens=args.max_tokens or MAX_TOKENS,
                        progress=_bar("embedding"))
     out = save_embeddings(args.output, rep.table["id"].tolist(), X)
@@ -406,6 +414,7 @@ def _add_predict(sub) -> None:
     p.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
     p.add_argument("--output", help="write the table as CSV here")
     p.add_argument("--device", default="auto")
+    p.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code from the hub")
     p.set_defaults(func=cmd_predict)
 
 
@@ -422,7 +431,7 @@ def cmd_predict(args) -> int:
     table, warnings = clean_input(table)
     for w in warnings:
         print(f"warning: {w.message}", file=sys.stderr)
-    loaded = load_run(args.run, device=args.device)
+    loaded = load_run(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
     direct, scan = (table.iloc[:0], table) if args.scan else split_by_length(loaded, table)
     frames = []
     if len(direct):

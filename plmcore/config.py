@@ -75,7 +75,6 @@ class TrainConfig:
 
     model: str = "facebook/esm2_t6_8M_UR50D"
     family: str | None = None
-    trust_remote_code: bool = False
     pooling: str = "mean"
     lora_r: int = 8
     lora_alpha: float = 16.0
@@ -161,6 +160,16 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"a config is a JSON object of settings; got {type(raw).__name__}")
+        raw = dict(raw)
+        # Running a model's own code is decided in the current session (CLI flag, or the app's
+        # local-only switch), never by a file: configs from older versions may still carry it.
+        if raw.pop("trust_remote_code", False):
+            import logging
+
+            logging.getLogger("plmcore.config").warning(
+                "trust_remote_code in a config file is ignored; pass --trust-remote-code to run a model's own code")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:

@@ -30,16 +30,17 @@ log = logging.getLogger("plmcore.cv")
 SUMMARY_METRICS = ("roc_auc", "mcc", "accuracy", "sensitivity", "specificity", "pr_auc")
 
 
-def cv_root() -> Path:
-    return workspace() / "cv"
+def cv_root(ws: Path | str | None = None) -> Path:
+    """Where cross-validations are kept: `ws`/cv, by default in the CLI's workspace."""
+    return Path(ws or workspace()) / "cv"
 
 
 def create_cv(config: TrainConfig, table: pd.DataFrame, *, folds: int = 5, grouped: bool = True,
-              cv_dir: Path | str | None = None) -> RunDir:
+              cv_dir: Path | str | None = None, root: Path | str | None = None) -> RunDir:
     """Write a cross-validation directory (config, data, settings), ready for a worker."""
     from plmcore.runs import new_run_dir
 
-    run = RunDir(cv_dir) if cv_dir else new_run_dir(cv_root(), f"cv-{config.model}")
+    run = RunDir(cv_dir) if cv_dir else new_run_dir(root or cv_root(), f"cv-{config.model}")
     run.path.mkdir(parents=True, exist_ok=True)
     config.save(run.config_path)
     table[[c for c in table.columns if c != "split"]].to_csv(run.path / "table.csv", index=False)
@@ -74,7 +75,7 @@ def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: b
     return out, how
 
 
-def run_cv(cv_dir: Path | str, *, progress: bool = False) -> dict:
+def run_cv(cv_dir: Path | str, *, progress: bool = False, trust_remote_code: bool = False) -> dict:
     """Train every fold in turn (in this process), then summarise; SIGTERM cancels cleanly."""
     from plmcore.train import Cancelled, _setup_logging, create_run, train_run
 
@@ -101,7 +102,7 @@ def run_cv(cv_dir: Path | str, *, progress: bool = False) -> dict:
             if not (fold_dir / "config.json").exists():
                 create_run(config, split=split, run_dir=fold_dir)
             # each fold is an ordinary run (its own log, checkpoints, SIGTERM handling)
-            state = train_run(fold_dir, resume=True, progress=progress).get("state")
+            state = train_run(fold_dir, resume=True, progress=progress, trust_remote_code=trust_remote_code).get("state")
             run = RunDir(fold_dir)
             if state == "cancelled" or stop["flag"]:
                 raise Cancelled()

@@ -177,7 +177,7 @@ def fetch_tutorial_files(dest: Path, base_url: str | None = None, timeout: float
 def load_tutorial(store: DatasetStore | None = None, base_url: str | None = None) -> Dataset:
     """Fetch the tutorial files and save them as a dataset with the tutorial's split."""
     store = store or DatasetStore()
-    files = fetch_tutorial_files(workspace() / "downloads" / "tutorial", base_url)
+    files = fetch_tutorial_files(store.root.parent / "downloads" / "tutorial", base_url)
     train = D.validate(D.read_table(files["train_sequences.fasta"]))
     train.raise_for_errors()
     test = D.validate(D.read_table(files["test_sequences.fasta"]))

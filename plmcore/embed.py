@@ -108,7 +108,7 @@ def load_embedder(source: str, *, pooling: str = "mean", device: str = "auto",
     if (Path(source) / "config.json").exists() and (Path(source) / "split.csv").exists():
         from plmcore.predict import load_run
 
-        return Embedder.from_run(load_run(source, device=device), pooling)
+        return Embedder.from_run(load_run(source, device=device, trust_remote_code=trust_remote_code), pooling)
     return Embedder.from_backbone(load_backbone(source, trust_remote_code=trust_remote_code), pooling, device)
 
 

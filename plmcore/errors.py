@@ -53,3 +53,11 @@ class ModelLoadError(PlmcoreError, OSError):
 
 class RunError(PlmcoreError, RuntimeError):
     """A run directory is missing, incomplete or in the wrong state."""
+
+
+class StorageError(PlmcoreError, OSError):
+    """The workspace cannot be written: full disk, read-only folder or no permission."""
+
+
+class ArchiveError(RunError):
+    """A run archive is refused: unsafe, too large, or not a run exported by this app."""

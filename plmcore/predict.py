@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,8 +59,7 @@ class LoadedRun:
 
 def run_decision(run: RunDir) -> dict:
     """The decision threshold and temperature chosen on validation (threshold.json)."""
-    path = run.path / "threshold.json"
-    return json.loads(path.read_text()) if path.exists() else {"threshold": 0.5, "temperature": None}
+    return run.read_report("threshold.json") or {"threshold": 0.5, "temperature": None}
 
 
 def run_threshold(run: RunDir) -> float:
@@ -69,8 +67,13 @@ def run_threshold(run: RunDir) -> float:
     return float(run_decision(run).get("threshold") or 0.5)
 
 
-def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto") -> LoadedRun:
-    """Rebuild backbone + LoRA + head from a run directory and load its weights (eval mode)."""
+def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto",
+             trust_remote_code: bool = False) -> LoadedRun:
+    """Rebuild backbone + LoRA + head from a run directory and load its weights (eval mode).
+
+    The model's own code runs only with `trust_remote_code`, the caller's decision; a run's files
+    never turn it on.
+    """
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     run.require()
     config = run.config()
@@ -84,7 +87,7 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
             f"{run.status().get('state')}; wait for it to finish an epoch, or resume it."
         )
     set_cpu_threads(config.threads)
-    backbone = load_backbone(config.model, trust_remote_code=config.trust_remote_code, family=config.family)
+    backbone = load_backbone(config.model, trust_remote_code=trust_remote_code, family=config.family)
     model = build_classifier(backbone, len(labels["classes"]), config)
     dev = pick_device(device if device != "auto" else config.device)
     model.to(dev)

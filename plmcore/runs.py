@@ -1,4 +1,4 @@
-"""Run directories: layout, status, metrics log, starting a worker process, cancelling, listing.
+"""Run directories: layout, validated reading, status, metrics log, worker processes, listing.
 
 A run directory holds everything about one fine-tuning run::
 
@@ -8,36 +8,57 @@ A run directory holds everything about one fine-tuning run::
     status.json           state (queued/running/finished/failed/cancelled), progress, error
     metrics.jsonl         one JSON object per logging step and per evaluation
     train.log             the worker's log
-    checkpoint/           last checkpoint: adapter/, head.safetensors, trainer_state.pt
+    checkpoint/           last checkpoint: adapter/, head.safetensors, trainer_state.{json,safetensors}
     best/                 best checkpoint by the early-stopping metric: adapter/, head.safetensors
     val_predictions.csv   class probabilities of the best model on the validation split
     test_predictions.csv  ... and on the test split
     test_report.json      metrics, 95% bootstrap intervals, confusion matrix, curves
+    threshold.json, baselines.json, comparison.json, leakage.json: see plmcore.assess
+
+Every file is read through :class:`RunDir`, which checks it against the engine's schema: a
+damaged or hand-edited file raises :class:`RunError` naming the run and the file, and a run
+whose core files do not validate is listed as ``damaged`` instead of breaking every page.
 """
 
 from __future__ import annotations
 
-import io
 import json
+import math
 import os
 import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
-import zipfile
+import uuid
 from datetime import datetime
 from pathlib import Path
 
-from plmcore.errors import RunError
+from plmcore.errors import PlmcoreError, RunError
 
+STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
 FINAL_STATES = ("finished", "failed", "cancelled")
+DAMAGED = "damaged"  # never written: what status() reports for a run whose files do not validate
+
+# The files of the run format, relative to the run directory. A run archive may carry these and
+# nothing else: never checkpoint/ (optimiser state), model code or other files.
+RUN_FILES = (
+    "config.json", "split.csv", "labels.json", "status.json", "metrics.jsonl", "train.log",
+    "test_report.json", "threshold.json", "baselines.json", "comparison.json", "leakage.json",
+    "val_predictions.csv", "test_predictions.csv",
+    "best/head.safetensors", "best/adapter/adapter_config.json", "best/adapter/adapter_model.safetensors",
+    "best/adapter/README.md",
+)
 
 
 def workspace() -> Path:
-    """Where the app and the CLI keep datasets and runs: $PLMCORE_WORKSPACE or ./plmcore_data."""
+    """Where the CLI keeps datasets and runs: $PLMCORE_WORKSPACE or ./plmcore_data.
+
+    The app passes each signed-in user's own folder explicitly (plmcore.ui.workspace).
+    """
     return Path(os.environ.get("PLMCORE_WORKSPACE", "plmcore_data")).expanduser()
 
 
@@ -60,38 +81,163 @@ def _jsonable(obj):
 
 def write_json(path: Path, data) -> None:
     """Write strict JSON atomically (readers polling the file never see half of it)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(_jsonable(data), indent=2, default=str) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_text(json.dumps(_jsonable(data), indent=2, default=str) + "\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise storage_error(exc, path.parent) from exc
 
 
+def storage_error(exc: OSError, folder: Path) -> PlmcoreError:
+    """A clear message for a workspace that cannot be written (full disk, read-only, no permission)."""
+    from plmcore.errors import StorageError
+
+    return StorageError(
+        f"Cannot write to {folder} ({exc.strerror or exc}). Nothing was changed: earlier datasets and runs "
+        "are intact. Fix: free disk space, or make the folder writable, or point PLMCORE_WORKSPACE at a "
+        "writable folder, then try again."
+    )
 
 
-def _pid_alive(pid: int | None) -> bool:
+# --------------------------------------------------------------------------- schemas
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_str_list(value) -> bool:
+    return isinstance(value, list) and all(isinstance(v, str) for v in value)
+
+
+_CHECKS = {
+    "str": (lambda v: isinstance(v, str), "text"),
+    "int": (_is_int, "a whole number"),
+    "num": (_is_number, "a number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+    "strs": (_is_str_list, "a list of texts"),
+}
+
+# status.json fields and their types; null is allowed for each. Others are dropped when read.
+STATUS_FIELDS = {
+    **dict.fromkeys(("state", "kind", "error", "stage", "device", "precision", "verdict", "best_metric_name",
+                     "fold_run", "how"), "str"),
+    **dict.fromkeys(("pid", "step", "total_steps", "epochs", "best_step", "fold", "folds", "exit_code",
+                     "trainable_parameters", "total_parameters"), "int"),
+    **dict.fromkeys(("pid_started", "created_at", "queued_at", "started_at", "ended_at", "updated_at", "epoch",
+                     "elapsed_s", "train_loss", "best_metric", "duration_s", "threshold", "test_mcc",
+                     "test_roc_auc", "test_accuracy"), "num"),
+    **dict.fromkeys(("leaks", "stopped_early"), "bool"),
+    "warnings": "strs",
+}
+LABELS_FIELDS = {"classes": "strs", "positive": "str", "window_length": "int", "aligned": "bool",
+                 "center_residues": "strs"}
+
+
+def _check_fields(raw, fields: dict[str, str], where: str) -> dict:
+    if not isinstance(raw, dict):
+        raise RunError(f"{where} holds {type(raw).__name__}, not a JSON object")
+    out = {}
+    for key, kind in fields.items():
+        value = raw.get(key)
+        if value is None:
+            if key in raw:
+                out[key] = None
+            continue
+        ok, what = _CHECKS[kind]
+        if not ok(value):
+            raise RunError(f"{where}: '{key}' must be {what}; got {json.dumps(value)[:60]}")
+        out[key] = value
+    return out
+
+
+def check_status(raw, where: str = "status.json") -> dict:
+    """status.json as the engine writes it; RunError when it is not."""
+    status = _check_fields(raw, STATUS_FIELDS, where)
+    if status.get("state") not in STATES:
+        raise RunError(f"{where}: 'state' must be one of {', '.join(STATES)}; got {status.get('state')!r}")
+    return status
+
+
+def check_labels(raw, where: str = "labels.json") -> dict:
+    """labels.json as the engine writes it; RunError when it is not."""
+    labels = _check_fields(raw, LABELS_FIELDS, where)
+    classes = labels.get("classes") or []
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise RunError(f"{where}: 'classes' must list two or more distinct class names; got {classes}")
+    if labels.get("positive") is not None and labels["positive"] not in classes:
+        raise RunError(f"{where}: the positive class {labels['positive']!r} is not one of the classes {classes}")
+    if labels.get("window_length") is not None and labels["window_length"] < 1:
+        raise RunError(f"{where}: 'window_length' must be positive; got {labels['window_length']}")
+    return labels
+
+
+def read_json_file(path: Path, what: str | None = None):
+    """Parse a JSON file; RunError naming it when it is missing or not JSON."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as exc:
+        raise RunError(f"{what or path} is missing") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RunError(f"{what or path} is not valid JSON ({exc})") from exc
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def process_started(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if there is no such process."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
+        return None
+
+
+def worker_alive(status: dict) -> bool:
+    """Whether the worker a status names is still running: its pid exists, is not a zombie, and
+    started when the status says (so a reused pid does not make a dead run look alive)."""
+    import psutil
+
+    pid = status.get("pid")
     if not pid:
         return False
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return False
+        started = status.get("pid_started")
+        return started is None or abs(proc.create_time() - started) < 1.0
+    except psutil.NoSuchProcess:
         return False
-    except PermissionError:
+    except psutil.AccessDenied:
         return True
-    # a zombie child of this process is dead for our purposes
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except OSError:
-        return True
+
+
+# --------------------------------------------------------------------------- run directories
 
 
 class RunDir:
-    """Paths and small I/O helpers for one run directory."""
+    """Paths and validated reading of one run directory."""
 
     def __init__(self, path: Path | str):
         self.path = Path(path)
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RunDir) and self.path == other.path
+
+    def __hash__(self) -> int:
+        return hash(self.path)
 
     @property
     def name(self) -> str:
@@ -121,25 +267,57 @@ class RunDir:
             )
         return self
 
-    def config(self):
-        from plmcore.config import TrainConfig
+    def _damaged(self, file: str, detail: str) -> RunError:
+        return RunError(
+            f"Run {self.name} is damaged: {file} {detail}. Delete the run (or import it again from an archive "
+            "exported by this app)."
+        )
 
-        return TrainConfig.load(self.require().config_path)
+    def config(self):
+        """The run's TrainConfig, validated."""
+        from plmcore.config import TrainConfig
+        from plmcore.errors import ConfigError
+
+        raw = read_json_file(self.require().config_path, f"{self.name}/config.json")
+        try:
+            return TrainConfig.from_dict(raw)
+        except (ConfigError, TypeError, ValueError) as exc:
+            raise self._damaged("config.json", f"does not validate ({exc})") from exc
 
     def labels(self) -> dict:
         if not self.labels_path.exists():
             raise RunError(f"{self.labels_path} is missing; the run never started training")
-        return json.loads(self.labels_path.read_text())
+        try:
+            return check_labels(read_json_file(self.labels_path), "labels.json")
+        except RunError as exc:
+            raise self._damaged("labels.json", str(exc)) from exc
+
+    def problem(self) -> str | None:
+        """Why the run cannot be used (its config, status or labels do not validate), else None."""
+        try:
+            self.config()
+            if self.status_path.exists():
+                check_status(read_json_file(self.status_path))
+            if self.labels_path.exists():
+                self.labels()
+        except RunError as exc:
+            return str(exc)
+        return None
 
     # ------------------------------------------------------------------ status
     def read_status(self) -> dict:
-        try:
-            return json.loads(self.status_path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+        """status.json as written, validated; {'state': 'damaged', 'error': ...} when it does not validate."""
+        if not self.status_path.exists():
             return {"state": "unknown"}
+        try:
+            return check_status(read_json_file(self.status_path, "status.json"))
+        except RunError as exc:
+            return {"state": DAMAGED, "error": str(self._damaged("status.json", str(exc)))}
 
     def write_status(self, state: str, **fields) -> dict:
         status = {k: v for k, v in self.read_status().items() if k != "state"}
+        if (status.get("error") or "").startswith(f"Run {self.name} is damaged"):
+            status = {}
         status.update(fields, state=state, updated_at=time.time())
         write_json(self.status_path, status)
         return status
@@ -147,18 +325,19 @@ class RunDir:
     def status(self) -> dict:
         """Status, with a run whose worker died without saying so marked failed."""
         st = self.read_status()
-        if st.get("state") in ACTIVE_STATES and st.get("pid") and not _pid_alive(st["pid"]):
+        if st.get("state") in ACTIVE_STATES and st.get("pid") and not worker_alive(st):
             # re-read: the worker may have written its final state just before exiting
             st = self.read_status()
             if st.get("state") in ACTIVE_STATES:
-                st = self.write_status(
-                    "failed", error="The training process ended unexpectedly (killed, or out of "
-                    f"memory). Its log is {self.log_path}; the last checkpoint is kept and the run "
-                    "can be resumed."
-                )
+                st = self.write_status("failed", ended_at=time.time(), error=self.died_message())
         return st
 
-    # ------------------------------------------------------------------ metrics
+    def died_message(self, code: int | None = None) -> str:
+        how = f" with exit code {code}" if code not in (None, 0) else ""
+        return (f"The training process ended unexpectedly{how} (killed, or out of memory). Its log is "
+                f"{self.log_path.name} in the run folder; the last checkpoint is kept and the run can be resumed.")
+
+    # ------------------------------------------------------------------ metrics and reports
     def append_metrics(self, record: dict) -> None:
         with self.metrics_path.open("a") as fh:
             fh.write(json.dumps(_jsonable(record), default=float) + "\n")
@@ -168,11 +347,13 @@ class RunDir:
         if not self.metrics_path.exists():
             return []
         out = []
-        for line in self.metrics_path.read_text().splitlines():
+        for line in self.metrics_path.read_text(errors="replace").splitlines():
             try:
-                out.append(json.loads(line))
+                record = json.loads(line)
             except json.JSONDecodeError:  # a line being written right now
-                pass
+                continue
+            if isinstance(record, dict):
+                out.append(record)
         return out
 
     def log_tail(self, n: int = 20) -> str:
@@ -180,24 +361,36 @@ class RunDir:
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
 
+    def read_report(self, name: str) -> dict | None:
+        """A JSON report of the run (test_report.json, threshold.json, ...), or None if it has none."""
+        path = self.path / name
+        if not path.exists():
+            return None
+        raw = read_json_file(path, f"{self.name}/{name}")
+        if not isinstance(raw, dict):
+            raise self._damaged(name, f"holds {type(raw).__name__}, not a JSON object")
+        return raw
+
     def report(self) -> dict | None:
-        return json.loads(self.report_path.read_text()) if self.report_path.exists() else None
+        return self.read_report("test_report.json")
 
     def summary(self) -> dict:
-        """One row for the runs table."""
+        """One row for the runs table; a damaged run gets state 'damaged' and its error."""
         st = self.status()
-        cfg = {}
         try:
-            cfg = json.loads(self.config_path.read_text())
-        except (OSError, json.JSONDecodeError):
-            pass
+            cfg = self.config()
+            model, data = cfg.model, cfg.data
+            dataset = data.dataset or ", ".join(Path(p).name for p in data.train)
+        except RunError as exc:
+            st, model, dataset = {"state": DAMAGED, "error": str(exc)}, None, ""
         started, ended = st.get("started_at"), st.get("ended_at")
         duration = (ended or (time.time() if st.get("state") == "running" else None) or 0) - (started or 0)
         return {
             "run": self.name,
             "state": st.get("state"),
-            "model": cfg.get("model"),
-            "dataset": (cfg.get("data") or {}).get("dataset") or ", ".join((cfg.get("data") or {}).get("train", [])),
+            "error": st.get("error"),
+            "model": model,
+            "dataset": dataset,
             "started": datetime.fromtimestamp(started).strftime("%Y-%m-%d %H:%M") if started else "",
             "duration_s": round(duration, 1) if started else None,
             "best_metric": st.get("best_metric_name"),
@@ -208,67 +401,153 @@ class RunDir:
         }
 
 
-def new_run_dir(root: Path | str | None = None, hint: str = "run") -> RunDir:
-    """A fresh, uniquely named run directory under `root`."""
-    root = runs_root(root)
-    root.mkdir(parents=True, exist_ok=True)
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", hint.rsplit("/", 1)[-1]).strip("-")[:40] or "run"
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+def _slug(hint: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", hint.rsplit("/", 1)[-1]).strip("-")[:40] or "run"
+
+
+def fresh_name(root: Path, hint: str, *, stamp: bool = True) -> Path:
+    """A path under `root` that does not exist yet, named from `hint` (slugged) and the time."""
+    base = (datetime.now().strftime("%Y%m%d-%H%M%S") + "-" if stamp else "") + _slug(hint)
     for i in range(1000):
-        path = root / (f"{stamp}-{slug}" + (f"-{i}" if i else ""))
-        try:
-            path.mkdir()
-            return RunDir(path)
-        except FileExistsError:
-            continue
+        path = root / (base + (f"-{i}" if i else ""))
+        if not path.exists():
+            return path
+    raise RunError(f"cannot find a free run name under {root}")
+
+
+def new_run_dir(root: Path | str | None = None, hint: str = "run") -> RunDir:
+    """A fresh, uniquely named (empty) run directory under `root`."""
+    root = runs_root(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for _ in range(100):
+            path = fresh_name(root, hint)
+            try:
+                path.mkdir()
+                return RunDir(path)
+            except FileExistsError:
+                continue
+    except OSError as exc:
+        raise storage_error(exc, root) from exc
     raise RunError(f"cannot create a run directory under {root}")
 
 
+def staging_dir(root: Path) -> Path:
+    """A hidden folder beside the runs, where a run is written before it is renamed into place."""
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / f".staging-{uuid.uuid4().hex[:12]}"
+        path.mkdir()
+    except OSError as exc:
+        raise storage_error(exc, root) from exc
+    return path
+
+
+def place(staged: Path, final: Path | None, root: Path, hint: str) -> RunDir:
+    """Rename a completely written run folder into place: at `final`, or at a fresh name under `root`."""
+    try:
+        if final is not None:
+            os.rename(staged, final)  # fails if `final` holds anything
+            return RunDir(final)
+        for _ in range(100):
+            target = fresh_name(root, hint)
+            try:
+                os.rename(staged, target)
+                return RunDir(target)
+            except OSError:
+                if not target.exists():
+                    raise
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise storage_error(exc, root) from exc
+    shutil.rmtree(staged, ignore_errors=True)
+    raise RunError(f"cannot find a free run name under {root}")
+
+
 def list_runs(root: Path | str | None = None) -> list[RunDir]:
-    """Run directories under `root`, newest first."""
+    """Run directories under `root` (damaged ones included), newest first."""
     root = runs_root(root)
     if not root.exists():
         return []
-    runs = [RunDir(p) for p in root.iterdir() if (p / "config.json").exists()]
-    return sorted(runs, key=lambda r: r.path.stat().st_mtime if r.path.exists() else 0, reverse=True)
+    runs = [RunDir(p) for p in root.iterdir() if not p.name.startswith(".") and (p / "config.json").exists()]
+
+    def mtime(run: RunDir) -> float:
+        try:
+            return run.path.stat().st_mtime
+        except OSError:
+            return 0.0
+
+    return sorted(runs, key=mtime, reverse=True)
 
 
 def active_runs(root: Path | str | None = None) -> list[RunDir]:
     return [r for r in list_runs(root) if r.status().get("state") in ACTIVE_STATES]
 
 
-def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None, command: str = "train") -> int:
+# --------------------------------------------------------------------------- workers
+
+_children: dict[int, subprocess.Popen] = {}  # workers this process started, until reaped
+
+
+def _reap(proc: subprocess.Popen, run: RunDir) -> None:
+    """Wait for a worker (so it never lingers as a zombie), then mark it failed if it died silently."""
+    code = proc.wait()
+    _children.pop(proc.pid, None)
+    status = run.read_status()
+    if status.get("state") in ACTIVE_STATES and status.get("pid") == proc.pid:
+        run.write_status("failed", ended_at=time.time(), exit_code=code, error=run.died_message(code))
+
+
+def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None, command: str = "train",
+                 trust_remote_code: bool = False, workspace_dir: Path | str | None = None) -> int:
     """Start `python -m plmcore train --run-dir RUN` (or `cv`) as a separate process; return its pid.
 
-    A subprocess (not a fork) so CUDA initialises cleanly, in its own session so it outlives
-    the browser tab and a restart of the web server.
+    A subprocess (not a fork) so CUDA initialises cleanly, in its own session so it outlives the
+    browser tab and is not stopped by Ctrl-C in the server's terminal. A thread of this process
+    waits for it, so a finished worker never stays a zombie, and marks the run failed if the worker
+    died without saying so. If this process stops first, the worker carries on on its own
+    (`python -m plmcore runs cancel RUN` stops it).
+
+    `trust_remote_code` is the caller's decision for this start only; it is never read from a file.
     """
     run.require()
     cmd = [sys.executable, "-m", "plmcore", command, "--run-dir", str(run.path)]
     if resume:
         cmd.append("--resume")
+    if trust_remote_code:
+        cmd.append("--trust-remote-code")
     env = dict(os.environ, **(extra_env or {}))
     env.setdefault("PYTHONUNBUFFERED", "1")
+    if workspace_dir is not None:
+        env["PLMCORE_WORKSPACE"] = str(workspace_dir)
     # the worker must import this same plmcore, whatever the server's working directory
     package_root = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
-    run.write_status("queued", queued_at=time.time(), error=None)
+    run.write_status("queued", queued_at=time.time(), error=None, exit_code=None)
     with open(run.path / "worker.out", "ab") as out:
         proc = subprocess.Popen(
             cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env, cwd=os.getcwd(),
         )
-    run.write_status("queued", pid=proc.pid)
+    _children[proc.pid] = proc
+    run.write_status("queued", pid=proc.pid, pid_started=process_started(proc.pid))
+    threading.Thread(target=_reap, args=(proc, run), name=f"reap-{proc.pid}", daemon=True).start()
     return proc.pid
+
+
+def resume_command(run_dir: Path | str) -> str:
+    """The shell command that resumes a run, safe to copy and paste whatever the folder is called."""
+    import shlex
+
+    return f"python -m plmcore train --run-dir {shlex.quote(str(run_dir))} --resume"
 
 
 def cancel(run: RunDir) -> bool:
     """Ask a running worker to stop (SIGTERM); it saves a checkpoint and marks itself cancelled."""
     st = run.status()
-    pid = st.get("pid")
-    if st.get("state") not in ACTIVE_STATES or not _pid_alive(pid):
+    if st.get("state") not in ACTIVE_STATES or not worker_alive(st):
         return False
-    os.kill(pid, signal.SIGTERM)
+    os.kill(st["pid"], signal.SIGTERM)
     return True
 
 
@@ -277,59 +556,14 @@ def wait(run: RunDir, timeout: float = 600, poll: float = 0.5) -> dict:
     deadline = time.time() + timeout
     while time.time() < deadline:
         st = run.status()
-        if st.get("state") in FINAL_STATES:
+        if st.get("state") in (*FINAL_STATES, DAMAGED):
             return st
         time.sleep(poll)
     raise RunError(f"run {run.path} did not finish within {timeout:.0f} s (state {run.status().get('state')})")
 
 
 def delete_run(run: RunDir) -> None:
-    if run.status().get("state") in ACTIVE_STATES:
+    st = run.status()
+    if st.get("state") in ACTIVE_STATES and worker_alive(st):
         raise RunError(f"run {run.name} is still active; stop it before deleting it")
     shutil.rmtree(run.path)
-
-
-_EXPORT_SKIP = ("checkpoint/trainer_state.pt",)
-
-
-def export_zip(run: RunDir) -> bytes:
-    """The run as a zip: config, split, labels, metrics, reports, predictions, best adapter and head."""
-    run.require()
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
-        for path in sorted(run.path.rglob("*")):
-            rel = path.relative_to(run.path).as_posix()
-            if path.is_file() and not rel.startswith("checkpoint/") and not rel.startswith("."):
-                zf.write(path, f"{run.name}/{rel}")
-    return buf.getvalue()
-
-
-def import_zip(data: bytes, root: Path | str | None = None) -> RunDir:
-    """Unpack a zip made by `export_zip` as a new run under `root`."""
-    try:
-        zf = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile as exc:
-        raise RunError("the file is not a zip archive; export a run from the Runs page and import that") from exc
-    names = zf.namelist()
-    configs = [n for n in names if n.count("/") == 1 and n.endswith("/config.json")]
-    if len(configs) != 1:
-        raise RunError("the zip holds no run (expected <run>/config.json at its top level)")
-    top = configs[0].split("/")[0]
-    dest = runs_root(root) / top
-    if dest.exists():
-        dest = new_run_dir(root, top)
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        if not name.startswith(top + "/") or name.endswith("/"):
-            continue
-        rel = Path(name[len(top) + 1:])
-        if rel.is_absolute() or ".." in rel.parts:
-            raise RunError(f"unsafe path {name!r} in zip")
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(zf.read(name))
-    run = RunDir(dest)
-    st = run.read_status()
-    if st.get("state") in ACTIVE_STATES:
-        run.write_status("failed", error="imported while it was still running; only its files came along")
-    return run

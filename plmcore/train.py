@@ -11,6 +11,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import signal
 import sys
 import time
@@ -36,7 +37,8 @@ from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, PlmcoreError, RunError, SequenceTooLongError
 from plmcore.metrics import compute_metrics
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
-from plmcore.runs import RunDir, new_run_dir, write_json
+from plmcore.runs import RunDir, place, process_started, runs_root, staging_dir, storage_error, write_json
+from plmcore.state import STATE_FILES, load_state, save_state
 
 log = logging.getLogger("plmcore.train")
 
@@ -95,20 +97,35 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
 
 
 def create_run(config: TrainConfig, split: pd.DataFrame | None = None, *, run_dir=None, root=None) -> RunDir:
-    """Write a new run directory (config.json, split.csv, status queued), ready for a worker."""
+    """Write a new run directory (config.json, split.csv, status queued), ready for a worker.
+
+    The files are written to a hidden staging folder, which is renamed into place only when
+    complete: a full disk or a crash never leaves half a run in the list.
+    """
     if split is None:
         split, warnings = prepare_split(config)
     else:
         warnings = []
-    run = RunDir(run_dir) if run_dir else new_run_dir(root, config.model)
-    run.path.mkdir(parents=True, exist_ok=True)
-    if run.exists() and run.status().get("state") not in (None, "unknown"):
-        raise RunError(f"{run.path} already holds a run; choose a new --run-dir or add --resume")
-    config.save(run.config_path)
-    D.save_split(split, run.split_path)
-    run.write_status("queued", created_at=time.time(),
-                     warnings=[w.message for w in warnings])
-    return run
+    final = Path(run_dir) if run_dir else None
+    if final is not None:
+        if RunDir(final).exists():
+            raise RunError(f"{final} already holds a run; choose a new --run-dir or add --resume")
+        if final.is_dir() and any(final.iterdir()):
+            raise RunError(f"{final} exists and is not empty; choose a new --run-dir")
+    parent = final.parent if final is not None else runs_root(root)
+    staged = staging_dir(parent)
+    try:
+        stage = RunDir(staged)
+        config.save(stage.config_path)
+        D.save_split(split, stage.split_path)
+        stage.write_status("queued", created_at=time.time(), warnings=[w.message for w in warnings])
+    except OSError as exc:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise storage_error(exc, parent) from exc
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return place(staged, final, parent, config.model)
 
 
 # --------------------------------------------------------------------------- batching
@@ -258,8 +275,11 @@ def _setup_logging(run: RunDir) -> logging.Handler:
     return handler
 
 
-def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = False) -> dict:
+def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = False,
+              trust_remote_code: bool = False) -> dict:
     """Train the run in `run_dir` to the end; return its final status.
+
+    `trust_remote_code` lets the model's own code run; it is the caller's decision, never a file's.
 
     SIGTERM stops it cleanly: the last checkpoint is saved and the status becomes `cancelled`.
     Any other failure leaves status `failed` with the reason, and the log.
@@ -273,9 +293,10 @@ def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = Fal
         log.info("Stop requested (signal %d); saving a checkpoint", signum)
 
     previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    run.write_status("running", pid=os.getpid(), started_at=time.time(), ended_at=None, error=None)
+    run.write_status("running", pid=os.getpid(), pid_started=process_started(os.getpid()), started_at=time.time(),
+                     ended_at=None, error=None, exit_code=None)
     try:
-        status = _train(run, run.config(), resume, stop, progress)
+        status = _train(run, run.config(), resume, stop, progress, trust_remote_code)
     except Cancelled:
         status = run.write_status("cancelled", ended_at=time.time())
         log.info("Run cancelled; checkpoint kept in %s", run.checkpoint_dir)
@@ -307,8 +328,9 @@ class Trainer:
     """
 
     def __init__(self, run: RunDir, config: TrainConfig | None = None, *, stop: dict | None = None,
-                 show_progress: bool = False):
+                 show_progress: bool = False, trust_remote_code: bool = False):
         self.run = run
+        self.trust_remote_code = trust_remote_code
         self.config = config or run.config()
         self.stop = stop if stop is not None else {"flag": False}
         self.show_progress = show_progress
@@ -337,7 +359,7 @@ class Trainer:
         })
 
         log.info("Loading %s", config.model)
-        backbone = load_backbone(config.model, trust_remote_code=config.trust_remote_code, family=config.family)
+        backbone = load_backbone(config.model, trust_remote_code=self.trust_remote_code, family=config.family)
         limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
         self.table = table = _fit_lengths(table, limit, config.too_long)
         self.encoder = encoder = backbone.encoder
@@ -390,7 +412,7 @@ class Trainer:
             log.info("Class weights: %s", dict(zip(classes, self.class_weight.round(decimals=3).tolist())))
         weight = self.class_weight.to(self.device) if self.class_weight is not None else None
         self.loss_fn = nn.CrossEntropyLoss(weight=weight)
-        if resume and (run.checkpoint_dir / "trainer_state.pt").exists():
+        if resume and (run.checkpoint_dir / STATE_FILES[0]).exists():
             self._load_checkpoint()
             log.info("Resumed from step %d (epoch %d, batch %d)", self.state["step"], self.state["epoch"],
                      self.state["batch"])
@@ -429,17 +451,15 @@ class Trainer:
         """Write checkpoint/ atomically: weights, optimiser, scheduler, RNG and loop position."""
         if not self.is_main:
             return
-        import shutil
-
         run = self.run
         tmp = run.path / "checkpoint.tmp"
         if tmp.exists():
             shutil.rmtree(tmp)
         save_weights(self.unwrapped, tmp, self.meta)
-        torch.save({
+        save_state(tmp, {
             **self.state, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
-        }, tmp / "trainer_state.pt")
+        })
         old = run.path / "checkpoint.old"
         if run.checkpoint_dir.exists():
             os.replace(run.checkpoint_dir, old)
@@ -449,7 +469,7 @@ class Trainer:
 
     def _load_checkpoint(self) -> None:
         load_weights(self.unwrapped, self.run.checkpoint_dir)
-        saved = torch.load(self.run.checkpoint_dir / "trainer_state.pt", weights_only=False)
+        saved = load_state(self.run.checkpoint_dir)
         self.optimizer.load_state_dict(saved.pop("optimizer"))
         self.scheduler.load_state_dict(saved.pop("scheduler"))
         rng = saved.pop("rng")
@@ -595,16 +615,19 @@ class Trainer:
                                 duration_s=round(duration, 2), **result)
 
 
-def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool) -> dict:
-    trainer = Trainer(run, config, stop=stop, show_progress=show_progress).setup(resume)
+def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool,
+           trust_remote_code: bool) -> dict:
+    trainer = Trainer(run, config, stop=stop, show_progress=show_progress,
+                      trust_remote_code=trust_remote_code).setup(resume)
     trainer.fit()
     return trainer.finish()
 
 
-def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False) -> RunDir:
+def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False,
+          trust_remote_code: bool = False) -> RunDir:
     """Prepare a run from `config` and train it in this process (the CLI and tests use this)."""
     run = create_run(config, run_dir=run_dir, root=root)
-    train_run(run.path, progress=progress)
+    train_run(run.path, progress=progress, trust_remote_code=trust_remote_code)
     return run
 
 

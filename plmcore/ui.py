@@ -1,10 +1,13 @@
-"""The only module that imports Streamlit: cached loaders, the sidebar and widgets shared by pages."""
+"""The only module that imports Streamlit: who the user is and where their files live, cached
+loaders, the sidebar and widgets shared by pages."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
+import re
 import time
 import traceback
 from collections.abc import Callable
@@ -12,13 +15,27 @@ from pathlib import Path
 
 import streamlit as st
 
+from plmcore import runs as R
 from plmcore.errors import PlmcoreError
-from plmcore.models import DEFAULT_MODEL, PRESETS, RANDOM_PREFIX, TINY_PRESETS, cache_status, pick_device
-from plmcore.runs import ACTIVE_STATES, RunDir, active_runs, list_runs, workspace
+from plmcore.models import DEFAULT_MODEL, PRESETS, RANDOM_PREFIX, TINY_PRESETS, cache_status, find_preset, pick_device
+from plmcore.runs import RunDir, active_runs, list_runs
 
 log = logging.getLogger("plmcore.ui")
 
 MAX_ACTIVE_RUNS = int(os.environ.get("PLMCORE_MAX_ACTIVE_RUNS", "1"))
+LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+# --------------------------------------------------------------------------- text
+
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~:$])")
+
+
+def md(text: object) -> str:
+    """User-supplied text made safe for st.markdown and friends: every markdown character escaped,
+    so an id like '![x](http://...)' shows as typed and fetches nothing."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
 
 
 # --------------------------------------------------------------------------- errors
@@ -29,22 +46,102 @@ def guard(body: Callable[[], None]) -> None:
     try:
         body()
     except PlmcoreError as exc:
-        st.error(str(exc))
+        st.error(md(exc))
     except Exception as exc:  # noqa: BLE001 - a demo must not show a traceback
         path = workspace() / "app-errors.log"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with path.open("a") as fh:
-            fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{traceback.format_exc()}\n")
-        st.error(
-            f"Something went wrong: {type(exc).__name__}: {exc}. Your data and runs are safe. "
-            f"The technical details were written to {path}; please include them if you report this."
-        )
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as fh:
+                fh.write(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')}\n{traceback.format_exc()}\n")
+            where = f"The technical details were written to {path.name} in your workspace"
+        except OSError:
+            where = "The technical details could not be saved (the workspace is not writable)"
+        st.error(md(f"Something went wrong: {type(exc).__name__}: {exc}. Your data and runs are safe. "
+                    f"{where}; please include them if you report this."))
 
 
 def fail(message: str) -> None:
     """Show a user-fixable problem with its fix, then stop this page."""
     st.error(message)
     st.stop()
+
+
+# --------------------------------------------------------------------------- who, and where their files are
+
+
+def served() -> bool:
+    """True when the app can be reached from other computers (not only from this one).
+
+    Streamlit binds every interface when no address is set, so only an explicit loopback
+    address counts as local. Behind a reverse proxy on this machine, set PLMCORE_SERVED=1.
+    """
+    if os.environ.get("PLMCORE_SERVED", "").strip().lower() in ("1", "true", "yes"):
+        return True
+    if (st.get_option("server.address") or "") not in LOOPBACK:
+        return True
+    ip = st.context.ip_address  # None for a browser on this computer
+    return isinstance(ip, str) and ip not in LOOPBACK
+
+
+def auth_configured() -> bool:
+    """Whether sign-in (st.login with an OIDC provider) is set up in .streamlit/secrets.toml."""
+    try:
+        return "auth" in st.secrets
+    except Exception:  # noqa: BLE001 - no secrets file at all
+        return False
+
+
+def require_sign_in() -> None:
+    """When served: ask for sign-in (or stop with how to set it up). Local use needs none."""
+    if not served():
+        return
+    if auth_configured():
+        if not st.user.is_logged_in:
+            st.title("PLM fine-tuning")
+            st.write("This app is shared on your network. Sign in to reach your own datasets and runs.")
+            if st.button("Sign in", key="sign_in", type="primary"):
+                st.login()
+            st.stop()
+        return
+    if os.environ.get("PLMCORE_ALLOW_ANONYMOUS", "").strip().lower() in ("1", "true", "yes"):
+        return
+    fail("This app is reachable from other computers, and sign-in is not set up, so it does not open. "
+         "For use on this computer only, start it with `streamlit run app.py` from the project folder (its "
+         "settings bind it to localhost). To share it, set up sign-in in `.streamlit/secrets.toml` as the "
+         "README's 'Serving to a lab network' section explains, or set PLMCORE_ALLOW_ANONYMOUS=1 to accept "
+         "that anyone who reaches it can use it.")
+
+
+def user_folder(identity: str) -> str:
+    """A folder name for one signed-in user: readable, and unique by a hash of the identity."""
+    readable = re.sub(r"[^A-Za-z0-9._-]+", "_", identity)[:40].strip("._") or "user"
+    return f"{readable}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
+
+
+def workspace() -> Path:
+    """This session's workspace: the shared one locally; each signed-in user's own when served."""
+    root = R.workspace()
+    if not served():
+        return root
+    user = st.user
+    identity = (user.get("email") or user.get("sub")) if user.get("is_logged_in") else None
+    return root / "users" / (user_folder(identity) if identity else "anonymous")
+
+
+def datasets():
+    from plmcore.datasets import DatasetStore
+
+    return DatasetStore(workspace() / "datasets")
+
+
+def runs_root() -> Path:
+    return workspace() / "runs"
+
+
+def cv_root() -> Path:
+    from plmcore.cv import cv_root as root
+
+    return root(workspace())
 
 
 # --------------------------------------------------------------------------- remembered choices
@@ -72,8 +169,11 @@ def remember(key: str, value) -> None:
     except (OSError, json.JSONDecodeError):
         state = {}
     state[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        R.write_json(path, state)
+    except PlmcoreError:
+        log.warning("could not save the choice %s to %s", key, path)
 
 
 # --------------------------------------------------------------------------- models
@@ -94,28 +194,93 @@ def model_choices() -> dict[str, str]:
     if show_test_models():
         for p in TINY_PRESETS.values():
             out[f"{p.display} · random weights, for trying the interface (seconds to train)"] = RANDOM_PREFIX + p.id
+    out.update(admin_models())
     return out
 
 
+def model_dirs() -> list[Path]:
+    """Folders an administrator lists in PLMCORE_MODEL_DIRS (os.pathsep-separated): each subfolder
+    holding a config.json is offered as a model, also when the app is served."""
+    return [Path(p).expanduser() for p in os.environ.get("PLMCORE_MODEL_DIRS", "").split(os.pathsep) if p.strip()]
+
+
+def admin_models() -> dict[str, str]:
+    """Label -> folder for the models in the administrator's folders."""
+    out = {}
+    for root in model_dirs():
+        for folder in sorted(root.glob("*/config.json")):
+            out[f"{folder.parent.name} · local model ({root})"] = str(folder.parent)
+    return out
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}(/[A-Za-z0-9][A-Za-z0-9_.-]{0,95})?$")
+
+
+def check_model_source(source: str) -> None:
+    """Stop the page with a message when this app may not load `source`.
+
+    Locally anything goes. A served app loads presets, random:<preset>, hub ids and the
+    administrator's folders, never other server folders: a box that loads any path would let
+    anyone who reaches the app probe the server's files.
+    """
+    if not served():
+        return
+    if find_preset(source.removeprefix(RANDOM_PREFIX)) is not None:
+        return
+    if any(Path(source).expanduser().resolve().is_relative_to(d.resolve()) for d in model_dirs()):
+        return
+    if _HUB_ID.match(source) and ".." not in source and not Path(source).exists():
+        return
+    fail(f"This app is shared, so it loads models only from the HuggingFace hub, the preset list, or the "
+         f"folders its administrator lists in PLMCORE_MODEL_DIRS; {md(source)} is none of those. Give a hub id "
+         "such as facebook/esm2_t6_8M_UR50D.")
+
+
+def trust_remote_code() -> bool:
+    """This session's choice to let a model run its own code: offered only locally, never saved."""
+    return not served() and bool(st.session_state.get("trust_remote_code"))
+
+
+def trust_remote_code_switch() -> bool:
+    """The local-only switch for a model's own code, behind an explicit warning."""
+    if served():
+        return False
+    on = st.toggle("Run the model's own code (trust_remote_code)", key="trust_remote_code",
+                   help="Some hub models ship Python code that runs on this computer when they load. Turn this on "
+                        "only for a repository you trust. It lasts for this browser session and is never saved "
+                        "in a run or a setting.")
+    if on:
+        st.warning("The chosen model's code will run on this computer with your permissions. Only do this for a "
+                   "repository you trust.")
+    return on
+
+
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def cached_run(path: str, stamp: str):
+def cached_run(path: str, stamp: str, trust: bool = False):
     """A fine-tuned run rebuilt for scoring; `stamp` changes when its weights change."""
     from plmcore.predict import load_run
 
-    return load_run(path)
+    return load_run(path, trust_remote_code=trust)
 
 
 def loaded_run(run: RunDir):
+    """The run's model, loaded once per server; checks that this app may load its backbone."""
+    check_model_source(run.config().model)
     head = run.best_dir / "head.safetensors"
     stamp = str(head.stat().st_mtime_ns) if head.exists() else "none"
-    return cached_run(str(run.path.resolve()), stamp)
+    return cached_run(str(run.path.resolve()), stamp, trust_remote_code())
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
-def cached_embedder(source: str, pooling: str):
+def _cached_embedder(source: str, pooling: str, trust: bool):
     from plmcore.embed import load_embedder
 
-    return load_embedder(source, pooling=pooling)
+    return load_embedder(source, pooling=pooling, trust_remote_code=trust)
+
+
+def cached_embedder(source: str, pooling: str):
+    check_model_source(source)
+    return _cached_embedder(source, pooling, trust_remote_code())
 
 
 @st.cache_resource
@@ -182,16 +347,17 @@ def run_progress(status: dict) -> tuple[float, str]:
 
 
 def pick_run(label: str, key: str, *, finished_only: bool = False, runs: list[RunDir] | None = None) -> RunDir | None:
-    runs = runs if runs is not None else list_runs()
+    """A run chosen from a list; with `finished_only`, finished runs whose files validate."""
+    runs = runs if runs is not None else list_runs(runs_root())
     if finished_only:
-        runs = [r for r in runs if r.status().get("state") == "finished"]
+        runs = [r for r in runs if r.status().get("state") == "finished" and r.problem() is None]
     if not runs:
         return None
     names = [r.name for r in runs]
+    labels = {r.name: _run_label(r) for r in runs}
     default = remembered(f"{key}_choice")
     index = names.index(default) if default in names else 0
-    choice = st.selectbox(label, names, index=index, key=key,
-                          format_func=lambda n: _run_label(next(r for r in runs if r.name == n)))
+    choice = st.selectbox(label, names, index=index, key=key, format_func=labels.get)
     remember(f"{key}_choice", choice)
     return next(r for r in runs if r.name == choice)
 
@@ -208,18 +374,27 @@ def _run_label(run: RunDir) -> str:
 def sidebar() -> None:
     """Current model and where it comes from, the device, and the active training run."""
     with st.sidebar:
+        if served() and auth_configured() and st.user.get("is_logged_in"):
+            st.caption(f"Signed in as {md(st.user.get('email') or st.user.get('name') or 'you')}")
+            if st.button("Sign out", key="sign_out"):
+                st.logout()
         model = remembered("model", DEFAULT_MODEL)
-        status = cache_status(model)
-        st.markdown(f"**Model** `{model}`")
+        status = cache_status(model) if not served() or find_preset(model.removeprefix(RANDOM_PREFIX)) else "hub"
+        st.markdown(f"**Model** {md(model)}")
         hint = {"download": "not cached: downloads on first use", "cached": "in the local cache",
-                "local folder": "local folder", "random weights": "random weights (for trying the interface)"}
+                "local folder": "local folder", "random weights": "random weights (for trying the interface)",
+                "hub": "from the HuggingFace hub"}
         st.caption(hint.get(status, status))
-        st.markdown(f"**Device** {device_name()}")
+        st.markdown(f"**Device** {md(device_name())}")
         _active_run_box()
 
 
 @st.fragment(run_every=3)
 def _active_run_box() -> None:
+    guard(_active_runs_panel)
+
+
+def _active_runs_panel() -> None:
     active = all_active()
     if not active:
         st.caption("No training running.")
@@ -227,28 +402,36 @@ def _active_run_box() -> None:
     for run in active:
         status = run.status()
         if status.get("kind") == "cv":
-            st.markdown(f"**Cross-validation** `{run.name}`")
+            st.markdown(f"**Cross-validation** {md(run.name)}")
             st.progress((status.get("fold") or 0) / max(status.get("folds") or 1, 1),
-                        text=f"fold {status.get('fold', 0)} of {status.get('folds', '?')}")
+                        text=f"fold {status.get('fold') or 0} of {status.get('folds') or '?'}")
             continue
-        st.markdown(f"**Training** `{run.name}`")
+        st.markdown(f"**Training** {md(run.name)}")
         frac, text = run_progress(status)
         st.progress(frac, text=text)
 
 
 def all_active() -> list[RunDir]:
-    """Active training runs and cross-validations."""
-    from plmcore.cv import cv_root
+    """This user's active training runs and cross-validations."""
+    return active_runs(runs_root()) + active_runs(cv_root())
 
-    return active_runs() + active_runs(cv_root())
+
+def server_active() -> int:
+    """Active runs and cross-validations on this server, every user's."""
+    root = R.workspace()
+    roots = [root, *(p for p in (root / "users").glob("*") if p.is_dir())]
+    return sum(len(active_runs(r / "runs")) + len(active_runs(r / "cv")) for r in roots)
 
 
 def can_start_run() -> tuple[bool, str]:
-    active = [r for r in all_active() if r.status().get("state") in ACTIVE_STATES]
-    if len(active) >= MAX_ACTIVE_RUNS:
-        names = ", ".join(r.name for r in active)
-        return False, (f"A training run is already active ({names}). This server runs one at a time: "
+    mine = all_active()
+    if mine and len(mine) >= MAX_ACTIVE_RUNS:
+        names = ", ".join(r.name for r in mine)
+        return False, (f"A training run is already active ({names}). This server runs {MAX_ACTIVE_RUNS} at a time: "
                        "wait for it to finish, or stop it on the Train page.")
+    if server_active() >= MAX_ACTIVE_RUNS:
+        return False, ("Another user's training run is active, and this server runs "
+                       f"{MAX_ACTIVE_RUNS} at a time. Try again when it has finished.")
     return True, ""
 
 
@@ -263,7 +446,7 @@ def show_leakage(leak: dict, *, detailed: bool = False) -> None:
 
     if leak["leaks"]:
         for w in leak["warnings"]:
-            st.warning(w)
+            st.warning(md(w))
     else:
         st.success("No leakage found: no test item shares a protein with, overlaps, or closely resembles a "
                    "training item.")

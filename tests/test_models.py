@@ -96,7 +96,8 @@ def test_trust_remote_code_is_off_by_default():
     import inspect
 
     assert inspect.signature(load_backbone).parameters["trust_remote_code"].default is False
-    assert TrainConfig().trust_remote_code is False
+    assert "trust_remote_code" not in TrainConfig().to_dict()  # a session's choice, never a file's
+    assert "trust_remote_code" not in TrainConfig.from_dict({"trust_remote_code": True}).to_dict()
 
 
 def test_device_falls_back_to_cpu_here():

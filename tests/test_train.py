@@ -15,6 +15,7 @@ from plmcore.config import DataSpec, TrainConfig
 from plmcore.errors import ConfigError, ModelLoadError
 from plmcore.predict import load_run
 from plmcore.runs import RunDir, cancel, start_worker, wait
+from plmcore.state import load_state
 from plmcore.train import Trainer, create_run, train, train_run
 
 
@@ -60,7 +61,7 @@ def test_run_directory_is_complete(motif_run):
     files = {p.relative_to(motif_run.path).as_posix() for p in motif_run.path.rglob("*") if p.is_file()}
     for needed in ("config.json", "split.csv", "labels.json", "status.json", "metrics.jsonl", "train.log",
                    "best/adapter/adapter_config.json", "best/adapter/adapter_model.safetensors",
-                   "best/head.safetensors", "checkpoint/trainer_state.pt", "test_report.json",
+                   "best/head.safetensors", "checkpoint/trainer_state.json", "checkpoint/trainer_state.safetensors", "test_report.json",
                    "test_predictions.csv", "val_predictions.csv"):
         assert needed in files, needed
     status = motif_run.status()
@@ -105,9 +106,9 @@ def test_cancel_keeps_a_checkpoint_and_resume_finishes(tiny_esm, motif_fasta, tm
     assert cancel(run)
     status = wait(run, timeout=60)
     assert status["state"] == "cancelled", run.log_tail()
-    assert (run.checkpoint_dir / "trainer_state.pt").exists()
+    assert not (run.checkpoint_dir / "trainer_state.pt").exists()  # no pickle
     assert (run.checkpoint_dir / "adapter" / "adapter_model.safetensors").exists()
-    step = torch.load(run.checkpoint_dir / "trainer_state.pt", weights_only=False)["step"]
+    step = load_state(run.checkpoint_dir)["step"]
     assert step >= 3
     # resume with a smaller budget so the test ends quickly: the loop continues from the saved step
     cfg2 = json.loads(run.config_path.read_text())
