@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -83,7 +84,9 @@ def portable_config(run: RunDir) -> dict:
 
 def _server_prefixes(run: RunDir) -> list[str]:
     """Absolute folders of this server that file contents may mention, longest first."""
-    found = {str(run.path.resolve().parent), str(Path.home()), str(Path.cwd())}
+    from plmcore.models import data_home
+
+    found = {str(run.path.resolve().parent), str(Path.home()), str(Path.cwd()), str(data_home())}
     try:
         cfg = run.config()
         for p in (*cfg.data.train, *(p for _, p in cfg.data.class_files), cfg.data.test, cfg.model):
@@ -121,7 +124,7 @@ def import_zip(data: bytes | Path | str, root: Path | str | None = None) -> Impo
     try:
         zf = zipfile.ZipFile(source)
     except (zipfile.BadZipFile, OSError) as exc:
-        raise ArchiveError("The file is not a zip archive. Export a run from the Runs page and import that.") from exc
+        raise _refuse("the file is not a zip archive; export a run from the Runs page and import that") from exc
     with zf:
         top, members = _check_archive(zf)
         root = runs_root(root)
@@ -215,13 +218,17 @@ def _unpack(zf: zipfile.ZipFile, members: list[tuple[zipfile.ZipInfo, str]], des
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         written = 0
-        with zf.open(info) as src, target.open("wb") as out:
-            while chunk := src.read(_CHUNK):
-                written += len(chunk)
-                budget -= len(chunk)
-                if written > info.file_size or budget < 0:
-                    raise _refuse(f"{info.filename!r} inflates beyond its declared size of {info.file_size:,} bytes")
-                out.write(chunk)
+        try:
+            with zf.open(info) as src, target.open("wb") as out:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    budget -= len(chunk)
+                    if written > info.file_size or budget < 0:
+                        raise _refuse(f"{info.filename!r} inflates beyond its declared size of {info.file_size:,} "
+                                      "bytes")
+                    out.write(chunk)
+        except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+            raise _refuse(f"{info.filename!r} is corrupt or inflates beyond its declared size ({exc})") from exc
 
 
 def _validate_unpacked(folder: Path) -> list[str]:

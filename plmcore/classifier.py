@@ -139,7 +139,10 @@ def add_lora(backbone: Backbone, r: int, alpha: float, dropout: float, targets: 
             f"named {', '.join(linear)}"
         )
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none")
-    return get_peft_model(backbone.model, cfg)
+    wrapped = get_peft_model(backbone.model, cfg)
+    # the model as the user named it (hub id, preset, random:<preset>), not the folder it was read from
+    wrapped.peft_config["default"].base_model_name_or_path = backbone.source
+    return wrapped
 
 
 def build_classifier(backbone: Backbone, n_classes: int, config) -> SequenceClassifier:
@@ -155,7 +158,9 @@ def save_weights(model: SequenceClassifier, folder: Path, meta: dict) -> None:
     from safetensors.torch import save_file
 
     folder.mkdir(parents=True, exist_ok=True)
-    model.backbone.save_pretrained(folder / "adapter")
+    # embeddings are never adapted; saying so skips peft's check of the base model's vocabulary,
+    # which would ask the hub on every save
+    model.backbone.save_pretrained(folder / "adapter", save_embedding_layers=False)
     state = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
     save_file(state, folder / "head.safetensors", metadata={"plmcore": json.dumps(meta)})
 
