@@ -14,8 +14,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from conftest import motif_windows, write_fasta
+
 from plmcore.archive import export_zip, import_zip
 from plmcore.config import DataSpec, TrainConfig
 from plmcore.errors import ArchiveError, ModelLoadError

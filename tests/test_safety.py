@@ -14,9 +14,9 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import motif_windows, write_fasta
 from streamlit.testing.v1 import AppTest
 
-from conftest import motif_windows, write_fasta
 from plmcore.archive import export_zip, import_zip
 from plmcore.config import DataSpec, TrainConfig
 from plmcore.runs import RunDir, list_runs, start_worker, wait, worker_alive
