@@ -6,7 +6,7 @@ from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.config import STOP_METRICS, DataSpec, TrainConfig
+from plmcore.config import STOP_METRICS, TrainConfig
 from plmcore.estimate import arch_for, estimate
 from plmcore.metrics import METRIC_LABELS
 from plmcore.models import DEFAULT_MODEL, FAMILIES, cache_status
@@ -30,13 +30,10 @@ def choose_data():
     name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0, key="train_dataset")
     ui.remember("dataset", name)
     ds = store.get(name)
-    split = ds.split()
-    if split is None:
-        test = ds.test_table()
-        split = D.split_table(ds.table(), val_fraction=0.1, test_fraction=0.0 if test is not None else 0.1,
-                              seed=42, test_table=test)
+    split, saved = ds.split_or_default()
+    if not saved:
         st.caption("No split saved for this dataset: using 10% validation"
-                   + (" and its separate test file." if test is not None else " and 10% test, seed 42.")
+                   + (" and its separate test file." if ds.test_table() is not None else " and 10% test, seed 42.")
                    + " Change it on the Data page.")
     counts = split["split"].value_counts()
     st.caption(f"Split: {counts.get('train', 0)} train · {counts.get('val', 0)} validation · "
@@ -70,7 +67,7 @@ def choose_model() -> str:
     return source
 
 
-def settings(source: str, split) -> TrainConfig:
+def settings(source: str, ds, split) -> TrainConfig:
     c = st.columns(4)
     r = c[0].number_input("LoRA rank", 1, 128, 8, key="train_r")
     alpha = c[1].number_input("LoRA alpha", 1.0, 512.0, 16.0, key="train_alpha")
@@ -113,7 +110,7 @@ def settings(source: str, split) -> TrainConfig:
                                key="train_threshold_target", disabled=objective not in ("specificity", "sensitivity"))
     temperature = c[3].toggle("Temperature scaling", value=False, key="train_temperature",
                               help="calibrate probabilities on the validation split")
-    data = DataSpec(dataset=st.session_state.get("train_dataset"), label_source="split")
+    data = ds.data_spec()
     return TrainConfig(
         model=source, pooling=pooling, lora_r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout),
         lora_targets=tuple(t.strip() for t in targets.split(",") if t.strip()) or None,
@@ -153,7 +150,9 @@ def start(config: TrainConfig, split) -> None:
     ok, message = ui.can_start_run()
     if not ok:
         ui.fail(message)
-    run = create_run(config, split=split, root=ui.runs_root())
+    ds = ui.datasets().get(config.data.dataset)
+    run = create_run(config, split=split, root=ui.runs_root(), created_by="app",
+                     files=ds.provenance_files() if ds else [])
     _start(run)
     st.toast(f"Started run {ui.md(run.name)}")
 
@@ -245,7 +244,7 @@ def start_tutorial(source: str) -> None:
         ui.fail(message)
     config = tutorial_config(None, None, model=source)
     split = D.split_table(ds.table(), val_fraction=0.2, seed=42, test_table=ds.test_table())
-    run = create_run(config, split=split, root=ui.runs_root())
+    run = create_run(config, split=split, root=ui.runs_root(), created_by="app", files=ds.provenance_files())
     _start(run)
 
 
@@ -295,7 +294,7 @@ def page() -> None:
     with st.expander("Start a new run", expanded=not running):
         ds, split = choose_data()
         source = choose_model()
-        config = settings(source, split)
+        config = settings(source, ds, split)
         show_estimate(config, split)
         c = st.columns([1, 1, 1, 2])
         if c[0].button("Start training", key="train_start", type="primary"):

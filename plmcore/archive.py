@@ -60,7 +60,7 @@ def export_zip(run: RunDir) -> bytes:
                 continue
             arcname = f"{run.name}/{rel}"
             if rel == "config.json":
-                zf.writestr(arcname, json.dumps(config, indent=2) + "\n")
+                zf.writestr(arcname, _scrub(json.dumps(config, indent=2), prefixes) + "\n")
             elif path.suffix in _TEXT_SUFFIXES:
                 zf.writestr(arcname, _scrub(path.read_text(errors="replace"), prefixes))
             else:
@@ -76,6 +76,8 @@ def portable_config(run: RunDir) -> dict:
     data["class_files"] = [[c, Path(p).name] for c, p in data.get("class_files") or []]
     if data.get("test"):
         data["test"] = Path(data["test"]).name
+    for record in (raw.get("provenance") or {}).get("data", {}).get("files", []):
+        record.pop("path", None)
     model = raw.get("model") or ""
     if Path(model).is_absolute() or Path(model).expanduser().is_dir():
         raw["model"] = Path(model).name  # a server folder: only its name means anything elsewhere

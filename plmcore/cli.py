@@ -33,136 +33,137 @@ def _bar(desc: str):
 # --------------------------------------------------------------------------- train
 
 
+def _class_file(item: str) -> tuple[str, str]:
+    if "=" not in item or not item.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=FILE, e.g. pos=positives.fasta")
+    name, path = item.split("=", 1)
+    return name.strip(), path
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(t.strip() for t in text.split(",") if t.strip())
+
+
+def _flag(s: dict) -> str:
+    return s["flag"] or "--" + s["name"].replace("_", "-")
+
+
+def add_settings(parser: argparse.ArgumentParser, cls) -> None:
+    """One flag per setting of `cls`, generated from its declaration (plmcore.config.setting).
+
+    Flags default to "not given", so that only what the user typed overrides a --config file.
+    """
+    from dataclasses import fields
+
+    from plmcore.config import spec
+
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for f in fields(cls):
+        s = spec(cls, f.name)
+        if not s["cli"]:
+            continue
+        group = groups.get(s["group"]) or groups.setdefault(s["group"], parser.add_argument_group(s["group"]))
+        default = s["default"]
+        shown = s["none"] if default is None else ("on" if default is True else "off" if default is False
+                                                   else ",".join(default) if isinstance(default, tuple) else default)
+        help_text = s["help"]
+        if shown not in ((), ""):
+            help_text += f" (default: {shown})"
+        kw: dict = dict(dest=f.name, default=argparse.SUPPRESS, help=help_text.replace("%", "%%"))
+        if s["metavar"]:
+            kw["metavar"] = s["metavar"]
+        if s["values"] is not None:
+            kw["choices"] = s["values"]
+        elif s["type"] is bool:
+            kw["action"] = argparse.BooleanOptionalAction
+        elif s["type"] in (int, float):
+            kw["type"] = s["type"]
+            if s["optional"] and (s["lo"] or 0) > 0:
+                kw["help"] += f"; 0: {s['none']}"
+        elif f.name == "class_files":
+            kw.update(action="append", type=_class_file)
+        elif f.name == "train":
+            kw["nargs"] = "+"
+        elif s["type"] is tuple:
+            kw["type"] = _comma_list
+        group.add_argument(_flag(s), *s["aliases"], **kw)
+
+
+_SPLIT_INPUTS = ("train", "class_files", "test", "split_file", "label_source", "label_column", "id_column",
+                 "sequence_column", "group_column", "split_method", "val_fraction", "test_fraction", "split_seed",
+                 "stratify", "identity_threshold")
+
+
 def _add_train(sub, name: str = "train") -> None:
+    from plmcore.config import DataSpec, TrainConfig
+
     helps = {
         "train": ("LoRA fine-tune a model on labelled sequences",
                   "Fine-tune a protein language model with LoRA. Writes a run directory (config, split, metrics, "
-                  "checkpoints, test report, baselines, leakage report)."),
+                  "checkpoints, test report, baselines, leakage report). `--config RUN/config.json` re-runs a run "
+                  "exactly; flags given with it override its settings."),
         "cv": ("k-fold cross-validation of LoRA fine-tuning and the baselines",
                "Cross-validate: every fold trains the LoRA model and the baselines; reports mean +- sd and per-fold "
                "figures. Folds are stratified and grouped by protein when the ids carry UniProt accessions."),
     }
     p = sub.add_parser(name, help=helps[name][0], epilog=EPILOG, description=helps[name][1])
-    d = p.add_argument_group("data")
-    d.add_argument("--train", nargs="+", metavar="FILE", default=[], help="FASTA/CSV/TSV with labels")
-    d.add_argument("--test", metavar="FILE", help="a separate labelled test file (else a test split is held out)")
-    d.add_argument("--class-file", action="append", default=[], metavar="CLASS=FILE",
-                   help="one file per class, e.g. --class-file pos=pos.fasta --class-file neg=neg.fasta")
-    d.add_argument("--label-source", choices=["header", "column"], default=None,
-                   help="labels from FASTA header tags (LABEL=1) or a table column (default: by file type)")
-    d.add_argument("--label-column", help="table column holding the labels (default: label)")
-    d.add_argument("--id-column")
-    d.add_argument("--sequence-column")
-    d.add_argument("--group-column", help="column whose values must not straddle splits")
-    d.add_argument("--val-fraction", type=float, help="default 0.1")
-    d.add_argument("--test-fraction", type=float, help="default 0.1 (ignored with --test)")
-    d.add_argument("--split-seed", type=int, help="default 42")
-    d.add_argument("--split-method", choices=["random", "protein", "identity"],
-                   help="random (default), grouped by protein, or by sequence-identity clusters")
-    d.add_argument("--no-stratify", action="store_true")
-    m = p.add_argument_group("model")
-    m.add_argument("--model", default=None, help="preset/hub id, local folder, or random:<preset>")
-    m.add_argument("--trust-remote-code", action="store_true",
-                   help="let the model run its own code from the hub; only for repositories you trust. "
-                        "Never read from a config file: give it each time")
-    m.add_argument("--pooling", choices=["mean", "cls", "center"])
-    m.add_argument("--lora-r", type=int)
-    m.add_argument("--lora-alpha", type=float)
-    m.add_argument("--lora-dropout", type=float)
-    m.add_argument("--lora-targets", help="comma-separated module names (default: per family)")
-    m.add_argument("--head-dropout", type=float)
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--max-steps", type=int, help="optimiser steps (overrides --epochs)")
-    t.add_argument("--lr", "--learning-rate", dest="learning_rate", type=float)
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--warmup-ratio", type=float)
-    t.add_argument("--schedule", choices=["linear", "cosine", "constant"])
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--grad-accum", type=int)
-    t.add_argument("--class-weights", choices=["none", "balanced"])
-    t.add_argument("--early-stopping-metric", choices=["mcc", "roc_auc", "pr_auc", "accuracy", "f1", "val_loss"])
-    t.add_argument("--patience", type=int, help="evaluations without improvement before stopping (0: never)")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--max-length", type=int, help="truncate/refuse sequences longer than this (residues)")
-    t.add_argument("--too-long", choices=["truncate", "error"])
-    t.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, mps")
-    t.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"])
-    t.add_argument("--threads", type=int, help="CPU threads for torch (default: all cores)")
-    t.add_argument("--logging-steps", type=int)
+    add_settings(p, DataSpec)
+    add_settings(p, TrainConfig)
     r = p.add_argument_group("run")
     r.add_argument("--config", metavar="JSON", help="start from this config.json (flags override it)")
     r.add_argument("--run-dir", help="run directory (default: a new folder under --runs-root)")
     r.add_argument("--runs-root", help="where new runs go (default: $PLMCORE_WORKSPACE/runs)")
     r.add_argument("--resume", action="store_true", help="continue the run in --run-dir from its last checkpoint")
-    t.add_argument("--no-baselines", action="store_true", help="skip the baselines fitted on the same split")
-    t.add_argument("--threshold-objective", choices=["mcc", "specificity", "sensitivity", "fixed"],
-                   help="how the decision threshold is chosen on validation (default: best MCC)")
-    t.add_argument("--threshold-target", type=float, help="target specificity/sensitivity, e.g. 0.9")
-    t.add_argument("--temperature-scaling", action="store_true", help="calibrate probabilities on validation")
-    d.add_argument("--identity-threshold", type=float, help="for --split-method identity (default 0.5)")
+    r.add_argument("--trust-remote-code", action="store_true",
+                   help="let the model run its own code from the hub; only for repositories you trust. "
+                        "Never read from a config file: give it each time")
     if name == "cv":
-        r.add_argument("--folds", type=int, default=5)
+        r.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
         r.add_argument("--no-group-by-protein", action="store_true", help="plain stratified folds")
         p.set_defaults(func=cmd_cv)
     else:
         p.set_defaults(func=cmd_train)
 
 
-_TRAIN_FIELDS = ("model", "pooling", "lora_r", "lora_alpha", "lora_dropout",
-                 "head_dropout", "epochs", "max_steps", "learning_rate", "weight_decay", "warmup_ratio",
-                 "schedule", "batch_size", "grad_accum", "class_weights", "early_stopping_metric",
-                 "seed", "max_length", "too_long", "device", "precision", "threads", "logging_steps",
-                 "threshold_objective", "threshold_target", "temperature_scaling")
-
-
 def config_from_args(args):
-    """Build a TrainConfig from --config plus the flags that were given."""
-    from plmcore.config import TrainConfig
+    """A TrainConfig from --config (or the defaults) with the settings given on the command line."""
+    from dataclasses import fields
 
+    from plmcore.config import DataSpec, TrainConfig, spec
+
+    given = vars(args)
     base = TrainConfig.load(args.config).to_dict() if args.config else TrainConfig().to_dict()
-    for name in _TRAIN_FIELDS:
-        value = getattr(args, name, None)
-        if value not in (None, False):
-            base[name] = value
-    if args.patience is not None:
-        base["patience"] = args.patience or None
-    if args.no_baselines:
-        base["baselines"] = False
-    if args.lora_targets:
-        base["lora_targets"] = [t.strip() for t in args.lora_targets.split(",") if t.strip()]
+    base["provenance"] = None  # the new run records its own
+
+    def value(cls, name):
+        v, s = given[name], spec(cls, name)
+        if s["optional"] and s["type"] in (int, float) and v == 0 and (s["lo"] or 0) > 0:
+            return None
+        return v
+
+    for f in fields(TrainConfig):
+        if f.name in given and spec(TrainConfig, f.name)["cli"]:
+            base[f.name] = value(TrainConfig, f.name)
     data = dict(base["data"])
-    if args.train or args.class_file:
-        data.update(train=[str(Path(f).resolve()) for f in args.train], class_files=[])
-    if args.class_file:
-        pairs = []
-        for item in args.class_file:
-            if "=" not in item:
-                raise PlmcoreError(f"--class-file {item!r}: write CLASS=FILE, e.g. pos=positives.fasta")
-            cls, path = item.split("=", 1)
-            pairs.append([cls, str(Path(path).resolve())])
-        data.update(class_files=pairs, label_source="files")
-    if args.test:
-        data["test"] = str(Path(args.test).resolve())
-    if args.label_source:
-        data["label_source"] = args.label_source
-    elif args.train and data["label_source"] != "files":
-        data["label_source"] = "header" if _is_fasta(args.train[0]) else "column"
-    for name in ("label_column", "id_column", "sequence_column", "group_column"):
-        if getattr(args, name):
-            data[name] = getattr(args, name)
-    for name in ("val_fraction", "test_fraction", "split_seed", "split_method", "identity_threshold"):
-        if getattr(args, name) is not None:
-            data[name] = getattr(args, name)
-    if args.no_stratify:
-        data["stratify"] = False
+    if data.get("split_file") and args.config and not Path(data["split_file"]).is_absolute():
+        data["split_file"] = str((Path(args.config).resolve().parent / data["split_file"]).resolve())
+    changed = [name for name in _SPLIT_INPUTS if name in given]
+    if changed and "split_file" not in given:
+        data["split_file"] = None  # the split changes: make it again from the files
+    if "train" in given:
+        data["class_files"] = ()
+    if "class_files" in given:
+        data["train"] = ()
+    for f in fields(DataSpec):
+        if f.name in given and spec(DataSpec, f.name)["cli"]:
+            data[f.name] = value(DataSpec, f.name)
+    data["train"] = [str(Path(p).resolve()) for p in data.get("train") or []]
+    data["class_files"] = [(c, str(Path(p).resolve())) for c, p in data.get("class_files") or []]
+    for name in ("test", "split_file"):
+        if name in given and data.get(name):
+            data[name] = str(Path(data[name]).resolve())
     base["data"] = data
     return TrainConfig.from_dict(base)
-
-
-def _is_fasta(path: str) -> bool:
-    name = path.lower().removesuffix(".gz")
-    return name.endswith((".fasta", ".fa", ".faa", ".fas", ".fna"))
 
 
 def cmd_train(args) -> int:
@@ -171,7 +172,7 @@ def cmd_train(args) -> int:
     from plmcore.train import create_run, train_run
 
     run_dir = Path(args.run_dir) if args.run_dir else None
-    has_data = bool(args.train or args.class_file or args.config)
+    has_data = bool(args.config) or any(k in vars(args) for k in ("train", "class_files", "split_file"))
     if run_dir and RunDir(run_dir).exists() and not has_data:
         run = RunDir(run_dir)  # an existing run: the app's worker, or --resume
     else:
@@ -205,13 +206,14 @@ def cmd_cv(args) -> int:
     from plmcore.train import read_labelled
 
     run_dir = Path(args.run_dir) if args.run_dir else None
-    if run_dir and RunDir(run_dir).exists() and not (args.train or args.class_file or args.config):
+    if run_dir and RunDir(run_dir).exists() and not (args.config or "train" in vars(args)
+                                                    or "class_files" in vars(args)):
         cv = RunDir(run_dir)
     else:
         from plmcore import data as D
 
         config = config_from_args(args)
-        table, _, _ = read_labelled(config.data)
+        table, _ = read_labelled(config.data)
         report = D.validate(table, max_length=config.max_length, too_long=config.too_long)
         report.raise_for_errors()
         for w in report.warnings:
@@ -259,7 +261,7 @@ def cmd_recipe(args) -> int:
         train, test = str(files["train_sequences.fasta"]), str(files["test_sequences.fasta"])
     overrides = {k: v for k, v in (("epochs", args.epochs), ("device", args.device)) if v}
     config = tutorial_config(str(Path(train).resolve()), str(Path(test).resolve()), model=args.model, **overrides)
-    run = create_run(config, run_dir=args.run_dir)
+    run = create_run(config, run_dir=args.run_dir, created_by="recipe")
     print(f"run directory: {run.path}", file=sys.stderr)
     status = train_run(run.path, progress=sys.stderr.isatty())
     if status.get("state") != "finished":
@@ -284,8 +286,7 @@ def cmd_leakage(args) -> int:
     from plmcore.leakage import format_leakage, leakage_report
 
     def load(path):
-        kind = "header" if _is_fasta(path) else "column"
-        return D.validate(D.read_table(path, label_source=kind), require_labels=False).table
+        return D.validate(D.read_table(path, label_source="header"), require_labels=False).table
 
     train = pd.concat([load(p) for p in args.train], ignore_index=True)
     print(format_leakage(leakage_report(train, load(args.test), group_column=args.group_column)))
@@ -321,7 +322,7 @@ def cmd_evaluate(args) -> int:
     classes = labels["classes"]
     threshold = args.threshold if args.threshold is not None else run_threshold(run)
     if args.data:
-        table = D.read_table(args.data, label_source="header" if _is_fasta(args.data) else "column")
+        table = D.read_table(args.data, label_source="header")
         rep = D.validate(table, min_classes=1)
         rep.raise_for_errors()
         unknown = sorted(set(rep.table["label"]) - set(classes))

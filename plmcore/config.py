@@ -1,151 +1,324 @@
-"""Run configuration: validated dataclasses, saved as config.json in every run directory."""
+"""Run configuration: every setting declared once, validated, saved as config.json in each run.
+
+Each setting is one dataclass field. Its type gives the allowed values (``Literal[...]`` for a
+choice), the field's default is the default, and its metadata holds the help text, the range of
+a number, the words the app shows for each choice and how the command line spells it. The
+command line (plmcore.cli) and the app's widgets (plmcore.ui.setting_input) are generated from
+these fields, and ``validate`` checks any value against them in one place, the way
+huggingface/peft's LoraConfig and scikit-learn's ``_parameter_constraints`` do.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
+from typing import Any, Literal
 
 from plmcore.errors import ConfigError
 
-POOLINGS = ("mean", "cls", "center")
-SCHEDULES = ("linear", "cosine", "constant")
-CLASS_WEIGHTS = ("none", "balanced")
-STOP_METRICS = ("mcc", "roc_auc", "pr_auc", "accuracy", "f1", "val_loss")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-THRESHOLD_OBJECTIVES = ("mcc", "specificity", "sensitivity", "fixed")
-TOO_LONG = ("truncate", "error")
-LABEL_SOURCES = ("header", "column", "files", "split")
-SPLIT_METHODS = ("random", "protein", "identity")
+# The choice settings: {value: the words the app shows for it}. Each Literal type below is made
+# from its dict, so a choice's values are written once.
+POOLINGS = {"mean": "mean over residues", "cls": "first token (CLS)", "center": "centre residue (the site)"}
+SCHEDULES = {"linear": "linear decay", "cosine": "cosine decay", "constant": "constant"}
+CLASS_WEIGHTS = {"none": "none", "balanced": "balanced (rarer classes weigh more)"}
+STOP_METRICS = {"mcc": "MCC", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "accuracy": "Accuracy", "f1": "F1",
+                "val_loss": "validation loss"}
+PRECISIONS = {"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
+THRESHOLD_OBJECTIVES = {"mcc": "best MCC on validation", "specificity": "target specificity",
+                        "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}
+TOO_LONG = {"truncate": "truncate", "error": "refuse"}
+LABEL_SOURCES = {"auto": "by file type", "header": "FASTA header tags", "column": "a table column"}
+SPLIT_METHODS = {"random": "random, stratified by label", "protein": "grouped by protein (UniProt accession)",
+                 "identity": "by sequence identity (clusters never straddle splits)"}
+
+Pooling = Literal[tuple(POOLINGS)]
+Schedule = Literal[tuple(SCHEDULES)]
+ClassWeights = Literal[tuple(CLASS_WEIGHTS)]
+StopMetric = Literal[tuple(STOP_METRICS)]
+Precision = Literal[tuple(PRECISIONS)]
+ThresholdObjective = Literal[tuple(THRESHOLD_OBJECTIVES)]
+TooLong = Literal[tuple(TOO_LONG)]
+LabelSource = Literal[tuple(LABEL_SOURCES)]
+SplitMethod = Literal[tuple(SPLIT_METHODS)]
 
 
-def _choice(name: str, value, allowed) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{name}={value!r} is not allowed; choose one of {', '.join(map(str, allowed))}")
+def setting(default: Any = MISSING, help: str = "", *, label: str | None = None, choices: dict | None = None,
+            lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
+            flag: str | None = None, aliases: tuple[str, ...] = (), cli: bool = True, group: str = "training",
+            none: str | None = None, metavar: str | None = None, factory: Any = MISSING):
+    """A dataclass field that declares one setting.
+
+    Args:
+        help: what it does, for --help and the app's tooltips.
+        label: the app's short name for it.
+        choices: {value: words shown in the app} for a Literal setting.
+        lo, hi, lo_open, hi_open: the allowed range of a number.
+        flag, aliases: the command-line spelling (default --name-with-dashes).
+        cli: False for fields that are recorded but not set on the command line.
+        none: what None means, when None is allowed (e.g. "the model's limit").
+    """
+    meta = {"help": help, "label": label, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
+            "hi_open": hi_open, "flag": flag, "aliases": aliases, "cli": cli, "group": group, "none": none,
+            "metavar": metavar}
+    if factory is not MISSING:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
 
 
-def _range(name: str, value, lo=None, hi=None, *, lo_open=False, hi_open=False) -> None:
-    bad = (lo is not None and (value < lo or (lo_open and value == lo))) or (
-        hi is not None and (value > hi or (hi_open and value == hi))
-    )
-    if bad:
-        lo_s = "" if lo is None else f"{'>' if lo_open else '>='} {lo}"
-        hi_s = "" if hi is None else f"{'<' if hi_open else '<='} {hi}"
-        raise ConfigError(f"{name}={value!r} is out of range; it must be {' and '.join(filter(None, [lo_s, hi_s]))}")
+# --------------------------------------------------------------------------- introspection
+
+
+@cache
+def _hints(cls) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def spec(cls, name: str) -> dict:
+    """The declaration of one setting: its metadata plus default, base type, choices and whether None is allowed."""
+    f = next((f for f in fields(cls) if f.name == name), None)
+    if f is None:
+        raise ConfigError(f"{cls.__name__} has no setting {name!r}")
+    kind = _hints(cls)[name]
+    optional = False
+    if typing.get_origin(kind) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(kind) if a is not type(None)]
+        optional = len(args) < len(typing.get_args(kind))
+        kind = args[0]
+    values = tuple(typing.get_args(kind)) if typing.get_origin(kind) is Literal else None
+    base = type(values[0]) if values else (typing.get_origin(kind) or kind)
+    default = f.default if f.default is not MISSING else f.default_factory()
+    return {**f.metadata, "name": name, "default": default, "type": base, "values": values, "optional": optional}
+
+
+def choices(cls, name: str) -> tuple:
+    """The allowed values of a choice setting, in declaration order."""
+    values = spec(cls, name)["values"]
+    if values is None:
+        raise ConfigError(f"{cls.__name__}.{name} is not a choice")
+    return values
+
+
+def default(cls, name: str):
+    return spec(cls, name)["default"]
+
+
+def describe_range(s: dict) -> str:
+    parts = []
+    if s["lo"] is not None:
+        parts.append(f"{'>' if s['lo_open'] else '>='} {s['lo']:g}")
+    if s["hi"] is not None:
+        parts.append(f"{'<' if s['hi_open'] else '<='} {s['hi']:g}")
+    return " and ".join(parts)
+
+
+def _check(cls, name: str, value) -> None:
+    s = spec(cls, name)
+    if value is None:
+        if not s["optional"]:
+            raise ConfigError(f"{name} is required; it cannot be empty")
+        return
+    where = f"{name}={value!r}"
+    if s["values"] is not None:
+        if value not in s["values"]:
+            raise ConfigError(f"{where} is not allowed; choose one of {', '.join(map(str, s['values']))}")
+        return
+    kind = s["type"]
+    if kind is bool:
+        ok = isinstance(value, bool)
+    elif kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind is str:
+        ok = isinstance(value, str)
+    elif kind is tuple:
+        ok = isinstance(value, tuple)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where} has the wrong type; {name} takes {getattr(kind, '__name__', kind)}")
+    if kind in (int, float):
+        lo, hi = s["lo"], s["hi"]
+        bad = (lo is not None and (value < lo or (s["lo_open"] and value == lo))) or (
+            hi is not None and (value > hi or (s["hi_open"] and value == hi)))
+        if bad:
+            raise ConfigError(f"{where} is out of range; it must be {describe_range(s)}")
+
+
+def validate(obj) -> None:
+    """Check every setting of a config dataclass against its declaration (nested ones check themselves)."""
+    for f in fields(obj):
+        s = spec(type(obj), f.name)
+        if s["values"] is not None or s["type"] in (bool, int, float, str, tuple):
+            _check(type(obj), f.name, getattr(obj, f.name))
+
+
+def known_keys(cls, raw: dict, what: str) -> None:
+    """Refuse keys that are not settings of `cls`, naming them and the allowed ones."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"unknown {what}(s) {', '.join(unknown)} in config; allowed: {', '.join(sorted(known))}")
+
+
+# --------------------------------------------------------------------------- the settings
 
 
 @dataclass(frozen=True)
 class DataSpec:
     """Where the labelled data comes from and how it is split."""
 
-    train: tuple[str, ...] = ()
-    class_files: tuple[tuple[str, str], ...] = ()  # (class name, path): one file per class
-    test: str | None = None
-    label_source: str = "header"
-    label_column: str | None = None
-    id_column: str | None = None
-    sequence_column: str | None = None
-    group_column: str | None = None
-    val_fraction: float = 0.1
-    test_fraction: float = 0.1
-    split_seed: int = 42
-    stratify: bool = True
-    split_method: str = "random"
-    identity_threshold: float = 0.5
-    dataset: str | None = None  # name of the app dataset it came from, for display
+    train: tuple[str, ...] = setting(
+        (), "FASTA/CSV/TSV file(s) with labelled sequences", group="data", metavar="FILE")
+    class_files: tuple[tuple[str, str], ...] = setting(
+        (), "one file per class, CLASS=FILE (repeat the flag for each class)", group="data", flag="--class-file",
+        metavar="CLASS=FILE")
+    test: str | None = setting(
+        None, "a separate labelled test file", group="data", metavar="FILE",
+        none="a test split is held out of the training data")
+    split_file: str | None = setting(
+        None, "a split table (id, sequence, label, split) to train on exactly as it is, such as a run's "
+        "split.csv; a relative path is read from the config file's folder", group="data", metavar="CSV",
+        none="split the files as the split settings say")
+    label_source: LabelSource = setting(
+        "auto", "where the labels are: FASTA header tags (LABEL=1), a table column, or auto (header for FASTA, "
+        "column for tables)", group="data",
+        choices=LABEL_SOURCES)
+    label_column: str | None = setting(None, "table column holding the labels", group="data", none="label or class")
+    id_column: str | None = setting(None, "table column holding the record ids", group="data",
+                                    none="id, name or accession")
+    sequence_column: str | None = setting(None, "table column holding the sequences", group="data",
+                                          none="sequence, seq or window")
+    group_column: str | None = setting(
+        None, "table column naming each record's protein: its values never straddle splits", group="data",
+        none="the UniProt accession in the id")
+    split_method: SplitMethod = setting(
+        "random", "how records are split: at random, grouped by protein, or by sequence-identity clusters",
+        group="data", label="How to split",
+        choices=SPLIT_METHODS)
+    val_fraction: float = setting(0.1, "fraction of the training data held out for validation", group="data",
+                                  label="Validation fraction", lo=0, hi=1, hi_open=True)
+    test_fraction: float = setting(0.1, "fraction held out for testing (ignored with a test file)", group="data",
+                                   label="Test fraction", lo=0, hi=1, hi_open=True)
+    split_seed: int = setting(42, "seed of the split", group="data", label="Seed", lo=0)
+    stratify: bool = setting(True, "keep class proportions equal across splits", group="data",
+                             label="Stratify by label")
+    identity_threshold: float = setting(
+        0.5, "sequence identity at which records are kept on one side (split method identity)", group="data",
+        label="Identity threshold", lo=0, hi=1, lo_open=True)
+    dataset: str | None = setting(None, "name of the app dataset the data came from", cli=False)
 
     def __post_init__(self):
         object.__setattr__(self, "train", tuple(self.train))
         object.__setattr__(self, "class_files", tuple(tuple(p) for p in self.class_files))
-        _choice("label_source", self.label_source, LABEL_SOURCES)
-        _choice("split_method", self.split_method, SPLIT_METHODS)
-        _range("val_fraction", self.val_fraction, 0, 1, hi_open=True)
-        _range("test_fraction", self.test_fraction, 0, 1, hi_open=True)
-        _range("identity_threshold", self.identity_threshold, 0, 1, lo_open=True)
+        validate(self)
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(
-                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction} leaves no "
+                f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves no "
                 "training data; keep their sum below 1"
             )
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> DataSpec:
+        if not isinstance(raw, dict):
+            raise ConfigError(f"the data settings are a JSON object; got {type(raw).__name__}")
+        raw = dict(raw)
+        if raw.get("label_source") in ("files", "split"):  # written by earlier versions; now implied
+            raw["label_source"] = "auto"
+        known_keys(cls, raw, "data setting")
+        return cls(**raw)
+
+    def split_settings(self) -> dict:
+        """How the split is made, as recorded with a run."""
+        return {k: getattr(self, k) for k in ("split_method", "val_fraction", "test_fraction", "split_seed",
+                                              "stratify", "identity_threshold", "group_column")}
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything needed to re-run a fine-tuning run."""
 
-    model: str = "facebook/esm2_t6_8M_UR50D"
-    family: str | None = None
-    pooling: str = "mean"
-    lora_r: int = 8
-    lora_alpha: float = 16.0
+    model: str = setting("facebook/esm2_t6_8M_UR50D", "preset or hub id, local folder, or random:<preset>",
+                         group="model", label="Model")
+    family: str | None = setting(None, "model family (esm, bert, t5, ankh, other)", group="model",
+                                 none="detected from the model's config")
+    pooling: Pooling = setting("mean", "how per-residue states become one vector per sequence", group="model",
+                               label="Pooling", choices=POOLINGS)
+    lora_r: int = setting(8, "LoRA rank", group="model", label="LoRA rank", lo=1, hi=1024)
+    lora_alpha: float = setting(16.0, "LoRA scaling numerator (alpha / rank scales the update)", group="model",
+                                label="LoRA alpha", lo=0, lo_open=True)
     # 0 by default: on a CPU, dropout's random masks on every adapted layer cost ~30% of a step
-    lora_dropout: float = 0.0
-    lora_targets: tuple[str, ...] | None = None  # None: the family's defaults
-    head_dropout: float = 0.1
-    epochs: int = 10
-    max_steps: int | None = None  # optimiser steps; overrides epochs when set
-    learning_rate: float = 3e-4
-    weight_decay: float = 0.01
-    warmup_ratio: float = 0.1
-    schedule: str = "linear"
-    batch_size: int = 8
-    grad_accum: int = 1
-    class_weights: str = "none"
-    early_stopping_metric: str = "mcc"
-    patience: int | None = 5  # evaluations without improvement; None = never stop early
-    seed: int = 42
-    logging_steps: int = 5
-    eval_batch_tokens: int = 2048  # as plmcore.embed.MAX_TOKENS: small batches stay in cache (bench/)
-    max_length: int | None = None  # residues; None = the model's limit
-    too_long: str = "truncate"
-    device: str = "auto"
-    precision: str = "auto"
-    threads: int | None = None
-    checkpoint_every_epochs: int = 1
-    baselines: bool = True  # fit simple baselines on the same split and compare
-    threshold_objective: str = "mcc"  # how the decision threshold is chosen on validation
-    threshold_target: float | None = None  # for objective specificity/sensitivity
-    temperature_scaling: bool = False  # calibrate probabilities on validation
-    data: DataSpec = field(default_factory=DataSpec)
+    lora_dropout: float = setting(0.0, "dropout on the LoRA input (0 is fastest on a CPU)", group="model",
+                                  label="LoRA dropout", lo=0, hi=1, hi_open=True)
+    lora_targets: tuple[str, ...] | None = setting(
+        None, "module names to adapt, comma-separated", group="model", label="LoRA target modules",
+        none="the family's attention projections")
+    head_dropout: float = setting(0.1, "dropout in the classification head", group="model", lo=0, hi=1,
+                                  hi_open=True)
+    epochs: int = setting(10, "passes over the training data", label="Epochs", lo=1, hi=10_000)
+    max_steps: int | None = setting(None, "optimiser steps; overrides epochs", lo=1, none="set by epochs")
+    learning_rate: float = setting(3e-4, "peak learning rate", label="Learning rate", lo=0, hi=1, lo_open=True,
+                                   flag="--lr", aliases=("--learning-rate",))
+    weight_decay: float = setting(0.01, "AdamW weight decay", lo=0)
+    warmup_ratio: float = setting(0.1, "fraction of the steps spent warming the learning rate up", lo=0, hi=1,
+                                  hi_open=True)
+    schedule: Schedule = setting("linear", "learning-rate schedule after warm-up",
+                                 choices=SCHEDULES)
+    batch_size: int = setting(8, "sequences per batch", label="Batch size", lo=1, hi=4096)
+    grad_accum: int = setting(1, "batches per optimiser step", label="Gradient accumulation", lo=1, hi=1024)
+    class_weights: ClassWeights = setting("none", "weigh rarer classes more in the loss", label="Class weights",
+                                          choices=CLASS_WEIGHTS)
+    early_stopping_metric: StopMetric = setting(
+        "mcc", "validation metric that picks the best checkpoint and stops training early",
+        label="Early-stopping metric",
+        choices=STOP_METRICS)
+    patience: int | None = setting(5, "evaluations without improvement before stopping (0 on the command line: "
+                                   "never)", label="Patience (epochs, 0 = off)", lo=1, none="never stop early")
+    seed: int = setting(42, "seed of initialisation, batch order and dropout", label="Seed", lo=0)
+    logging_steps: int = setting(5, "optimiser steps between logged training losses", lo=1)
+    eval_batch_tokens: int = setting(2048, "padded tokens per evaluation batch", lo=64)
+    max_length: int | None = setting(None, "longest sequence in residues", lo=1, none="the model's limit")
+    too_long: TooLong = setting("truncate", "what to do with longer sequences",
+                                choices=TOO_LONG)
+    device: str = setting("auto", "auto, cpu, cuda, cuda:1 or mps")
+    precision: Precision = setting("auto", "bf16/fp16 autocast on a GPU (auto: bf16 where supported); CPUs "
+                                   "always use fp32",
+                                   choices=PRECISIONS)
+    threads: int | None = setting(None, "CPU threads for torch", label="CPU threads", lo=1, none="all cores")
+    checkpoint_every_epochs: int = setting(1, "epochs between checkpoints", lo=1)
+    baselines: bool = setting(True, "fit composition, one-hot and frozen-embedding baselines on the same split "
+                              "and compare them with the fine-tuned model", label="Baselines", group="evaluation")
+    threshold_objective: ThresholdObjective = setting(
+        "mcc", "how the decision threshold is chosen on validation", label="Decision threshold",
+        group="evaluation",
+        choices=THRESHOLD_OBJECTIVES)
+    threshold_target: float | None = setting(
+        None, "target specificity or sensitivity, e.g. 0.9", label="Target (for specificity / sensitivity)",
+        group="evaluation", lo=0, hi=1, lo_open=True, none="no target")
+    temperature_scaling: bool = setting(False, "calibrate probabilities on validation", label="Temperature scaling",
+                                        group="evaluation")
+    data: DataSpec = setting(help="where the data comes from and how it is split", factory=DataSpec, cli=False)
+    # What the run was made from (files and their hashes, model revision, software, threads):
+    # written by the engine, shown on the Runs page, never a setting.
+    provenance: dict | None = setting(None, "what the run was made from", cli=False)
 
     def __post_init__(self):
         if isinstance(self.data, dict):
-            object.__setattr__(self, "data", DataSpec(**self.data))
+            object.__setattr__(self, "data", DataSpec.from_dict(self.data))
         if self.lora_targets is not None:
             object.__setattr__(self, "lora_targets", tuple(self.lora_targets))
             if not self.lora_targets:
                 raise ConfigError("lora_targets is empty; give module names such as query,value or omit it")
-        _choice("pooling", self.pooling, POOLINGS)
-        _choice("schedule", self.schedule, SCHEDULES)
-        _choice("class_weights", self.class_weights, CLASS_WEIGHTS)
-        _choice("early_stopping_metric", self.early_stopping_metric, STOP_METRICS)
-        _choice("precision", self.precision, PRECISIONS)
-        _choice("too_long", self.too_long, TOO_LONG)
-        _choice("threshold_objective", self.threshold_objective, THRESHOLD_OBJECTIVES)
-        if self.threshold_objective in ("specificity", "sensitivity"):
-            if self.threshold_target is None:
-                raise ConfigError(f"threshold_objective={self.threshold_objective!r} needs threshold_target, "
-                                  "e.g. 0.9 for 90% on the validation split")
-            _range("threshold_target", self.threshold_target, 0, 1, lo_open=True)
-        _range("lora_r", self.lora_r, 1)
-        _range("lora_alpha", self.lora_alpha, 0, lo_open=True)
-        _range("lora_dropout", self.lora_dropout, 0, 1, hi_open=True)
-        _range("head_dropout", self.head_dropout, 0, 1, hi_open=True)
-        _range("epochs", self.epochs, 1)
-        if self.max_steps is not None:
-            _range("max_steps", self.max_steps, 1)
-        _range("learning_rate", self.learning_rate, 0, 1, lo_open=True)
-        _range("weight_decay", self.weight_decay, 0)
-        _range("warmup_ratio", self.warmup_ratio, 0, 1, hi_open=True)
-        _range("batch_size", self.batch_size, 1)
-        _range("grad_accum", self.grad_accum, 1)
-        if self.patience is not None:
-            _range("patience", self.patience, 1)
-        _range("logging_steps", self.logging_steps, 1)
-        _range("eval_batch_tokens", self.eval_batch_tokens, 64)
-        if self.max_length is not None:
-            _range("max_length", self.max_length, 1)
-        _range("checkpoint_every_epochs", self.checkpoint_every_epochs, 1)
+        validate(self)
+        if self.provenance is not None and not isinstance(self.provenance, dict):
+            raise ConfigError("provenance must be a JSON object")
+        if self.threshold_objective in ("specificity", "sensitivity") and self.threshold_target is None:
+            raise ConfigError(f"threshold_objective={self.threshold_objective!r} needs threshold_target, "
+                              "e.g. 0.9 for 90% on the validation split")
 
     @property
     def metric_mode(self) -> str:
@@ -156,7 +329,9 @@ class TrainConfig:
         return asdict(self)
 
     def save(self, path: Path | str) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        from plmcore.runs import write_json
+
+        write_json(Path(path), self.to_dict())
 
     @classmethod
     def from_dict(cls, raw: dict) -> TrainConfig:
@@ -170,17 +345,9 @@ class TrainConfig:
 
             logging.getLogger("plmcore.config").warning(
                 "trust_remote_code in a config file is ignored; pass --trust-remote-code to run a model's own code")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting(s) {', '.join(unknown)} in config; allowed: {', '.join(sorted(known))}")
-        raw = dict(raw)
+        known_keys(cls, raw, "setting")
         if isinstance(raw.get("data"), dict):
-            data_known = {f.name for f in fields(DataSpec)}
-            bad = sorted(set(raw["data"]) - data_known)
-            if bad:
-                raise ConfigError(f"unknown data setting(s) {', '.join(bad)}; allowed: {', '.join(sorted(data_known))}")
-            raw["data"] = DataSpec(**raw["data"])
+            raw["data"] = DataSpec.from_dict(raw["data"])
         return cls(**raw)
 
     @classmethod

@@ -100,7 +100,7 @@ def run_cv(cv_dir: Path | str, *, progress: bool = False, trust_remote_code: boo
                 continue
             cv.write_status("running", fold=i, folds=len(splits), fold_run=str(fold_dir), how=how)
             if not (fold_dir / "config.json").exists():
-                create_run(config, split=split, run_dir=fold_dir)
+                create_run(config, split=split, run_dir=fold_dir, created_by="cv")
             # each fold is an ordinary run (its own log, checkpoints, SIGTERM handling)
             state = train_run(fold_dir, resume=True, progress=progress, trust_remote_code=trust_remote_code).get("state")
             run = RunDir(fold_dir)

@@ -18,6 +18,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,9 @@ import pandas as pd
 from plmcore import data as D
 from plmcore.errors import DataError, PlmcoreError
 from plmcore.runs import workspace, write_json
+
+if TYPE_CHECKING:
+    from plmcore.config import DataSpec
 
 TUTORIAL_RECORD = "https://zenodo.org/record/10986248/files/"
 TUTORIAL_FILES = {
@@ -67,6 +71,47 @@ class Dataset:
     def split(self) -> pd.DataFrame | None:
         p = self.path / "split.csv"
         return D.load_split(p) if p.exists() else None
+
+    def split_or_default(self) -> tuple[pd.DataFrame, bool]:
+        """The saved split, or (when none was saved) 10% validation and the test file or 10% test, seed 42.
+
+        Returns the split table and whether it was the saved one.
+        """
+        split = self.split()
+        if split is not None:
+            return split, True
+        from plmcore.splits import make_split
+
+        test = self.test_table()
+        split, info = make_split(self.table(), val_fraction=0.1, test_fraction=0.0 if test is not None else 0.1,
+                                 seed=42, test_table=test)
+        return split, False
+
+    def provenance_files(self) -> list[dict]:
+        """The dataset's saved tables with their hashes, and the files they were uploaded from."""
+        from plmcore.provenance import file_record
+
+        uploaded = ", ".join(self.meta.get("files") or []) or None
+        out = []
+        for name, role in (("table.csv", "dataset table"), ("test.csv", "dataset test table")):
+            if (self.path / name).exists():
+                out.append({**file_record(self.path / name, role), "dataset": self.name, "uploaded_as": uploaded})
+        return out
+
+    def data_spec(self) -> DataSpec:
+        """How this dataset's split was made, as a run records it (the split itself travels as split.csv)."""
+        from plmcore.config import DataSpec
+
+        saved = self.meta.get("split") or {}
+        has_test = (self.path / "test.csv").exists()
+        return DataSpec(
+            dataset=self.name, split_method=saved.get("method", "random"),
+            val_fraction=float(saved.get("val_fraction", 0.1)),
+            test_fraction=float(saved.get("test_fraction", 0.0 if has_test else 0.1)),
+            split_seed=int(saved.get("seed", 42)), stratify=bool(saved.get("stratify", True)),
+            identity_threshold=float(saved.get("identity_threshold", 0.5)),
+            group_column=saved.get("group_column"),
+        )
 
     def save_split(self, split: pd.DataFrame, settings: dict) -> None:
         D.save_split(split, self.path / ".split.tmp.csv")

@@ -290,8 +290,9 @@ def materialize_random(source: str) -> Path:
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     quiet_transformers()
-    torch.manual_seed(0)
-    model = _model_from_config(_config_from_dict(preset.architecture), preset.family)
+    with torch.random.fork_rng(devices=[]):  # seeded, without touching the caller's random state
+        torch.manual_seed(0)
+        model = _model_from_config(_config_from_dict(preset.architecture), preset.family)
     model.config.plmcore_family = preset.family
     model.config.plmcore_random_weights = True
     model.save_pretrained(tmp)

@@ -292,6 +292,11 @@ class RunDir:
         except RunError as exc:
             raise self._damaged("labels.json", str(exc)) from exc
 
+    def update_provenance(self, **parts) -> None:
+        """Add what the worker learns (model revision, threads, device) to config.json's provenance."""
+        config = self.config()
+        config.replace(provenance={**(config.provenance or {}), **parts}).save(self.config_path)
+
     def problem(self) -> str | None:
         """Why the run cannot be used (its config, status or labels do not validate), else None."""
         try:

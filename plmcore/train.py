@@ -7,6 +7,7 @@ Sequences are tokenised once, and batches are padded only to their own longest m
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import os
@@ -50,31 +51,29 @@ class Cancelled(Exception):
 # --------------------------------------------------------------------------- preparing a run
 
 
-def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None, list]:
-    """Read the training (and optional test) data a DataSpec names; return tables and warnings."""
-    if spec.label_source == "files":
-        if not spec.class_files:
-            raise ConfigError("label_source='files' needs class_files: one (class, path) pair per class")
+def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read the training (and optional test) files a DataSpec names, unvalidated."""
+    kw = dict(label_source="header" if spec.label_source == "auto" else spec.label_source,
+              label_column=spec.label_column, id_column=spec.id_column, sequence_column=spec.sequence_column)
+    if spec.class_files:
         table = D.read_labelled_files(dict(spec.class_files))
-    else:
-        if not spec.train:
-            raise ConfigError("no training data: give at least one file (CLI: --train FILE)")
-        kw = dict(label_source=spec.label_source, label_column=spec.label_column,
-                  id_column=spec.id_column, sequence_column=spec.sequence_column)
+    elif spec.train:
         table = pd.concat([D.read_table(p, **kw) for p in spec.train], ignore_index=True)
-    test = None
-    if spec.test:
-        kw = dict(label_source="column" if spec.label_source == "column" else "header",
-                  label_column=spec.label_column, id_column=spec.id_column,
-                  sequence_column=spec.sequence_column)
-        test = D.read_table(spec.test, **kw)
-    return table, test, []
+    else:
+        raise ConfigError("no training data: give files (CLI: --train FILE, --class-file CLASS=FILE, or --split-file "
+                          "CSV with a split made before)")
+    test = D.read_table(spec.test, **kw) if spec.test else None
+    return table, test
 
 
 def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
     """Read, validate and split the data of a config; return the split table and the warnings."""
     spec = config.data
-    table, test, _ = read_labelled(spec)
+    if spec.split_file:
+        report = D.validate(D.load_split(spec.split_file), max_length=config.max_length, too_long=config.too_long)
+        report.raise_for_errors()
+        return report.table, list(report.warnings)
+    table, test = read_labelled(spec)
     vkw = dict(max_length=config.max_length, too_long=config.too_long)
     report = D.validate(table, **vkw)
     report.raise_for_errors()
@@ -96,16 +95,23 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
     return split, warnings
 
 
-def create_run(config: TrainConfig, split: pd.DataFrame | None = None, *, run_dir=None, root=None) -> RunDir:
+def create_run(config: TrainConfig, split: pd.DataFrame | None = None, *, run_dir=None, root=None,
+               created_by: str = "cli", files: list[dict] | None = None) -> RunDir:
     """Write a new run directory (config.json, split.csv, status queued), ready for a worker.
 
-    The files are written to a hidden staging folder, which is renamed into place only when
-    complete: a full disk or a crash never leaves half a run in the list.
+    The saved config names the run's own split.csv as its split_file and records where
+    everything came from (plmcore.provenance), so `train --config RUN/config.json` re-runs it
+    exactly. The files are written to a hidden staging folder, which is renamed into place only
+    when complete: a full disk or a crash never leaves half a run in the list.
     """
+    from plmcore.provenance import start_record
+
     if split is None:
         split, warnings = prepare_split(config)
     else:
         warnings = []
+    record = start_record(config, split, created_by=created_by, files=files)
+    config = config.replace(data=dataclasses.replace(config.data, split_file="split.csv"), provenance=record)
     final = Path(run_dir) if run_dir else None
     if final is not None:
         if RunDir(final).exists():
@@ -345,7 +351,6 @@ class Trainer:
 
         config, run = self.config, self.run
         threads = set_cpu_threads(config.threads)
-        _seed_everything(config.seed)
         table = D.load_split(run.split_path)
         train_rows = table[table["split"] == "train"]
         self.classes = classes = D.classes_of(table["label"])
@@ -363,6 +368,9 @@ class Trainer:
         limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
         self.table = table = _fit_lengths(table, limit, config.too_long)
         self.encoder = encoder = backbone.encoder
+        # Seeded here, after loading: loading may draw random numbers (a random-weight model is
+        # built on first use), and the run must not depend on whether that happened.
+        _seed_everything(config.seed)
         model = build_classifier(backbone, len(classes), config)
         self.trainable, self.total = count_parameters(model)
         log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{self.trainable:,}", f"{self.total:,}",
@@ -421,6 +429,10 @@ class Trainer:
         self.meta = {"classes": classes, "positive": self.positive, "model": config.model,
                      "pooling": config.pooling}
         if self.is_main:
+            from plmcore.provenance import model_record
+
+            run.update_provenance(model=model_record(config.model, backbone.model), threads=threads,
+                                  device=str(self.device), processes=acc.num_processes)
             run.write_status("running", total_steps=self.total_steps, step=self.state["step"], epochs=self.epochs,
                              trainable_parameters=self.trainable, total_parameters=self.total,
                              device=str(self.device), precision=acc.mixed_precision)

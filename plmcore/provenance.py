@@ -1,0 +1,134 @@
+"""Where a run came from: data files and their hashes, the split, the model and its revision,
+seeds, software versions and threads. Recorded in config.json under "provenance"."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+
+from plmcore import __version__
+
+_CHUNK = 1 << 20
+_MODEL_FILES = ("config.json", "*.safetensors", "*.bin", "tokenizer*", "vocab*", "spiece.model", "special_tokens*")
+
+
+def sha256_file(path: Path | str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(_CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_record(path: Path | str, role: str) -> dict:
+    """Name, path, size and SHA-256 of one input file."""
+    p = Path(path)
+    return {"role": role, "name": p.name, "path": str(p), "bytes": p.stat().st_size, "sha256": sha256_file(p)}
+
+
+def split_hash(split: pd.DataFrame) -> str:
+    """SHA-256 of the split as used: id, sequence, label and split of every record, in order."""
+    h = hashlib.sha256()
+    for row in split[["id", "sequence", "label", "split"]].astype(str).itertuples(index=False):
+        h.update("\t".join(row).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def software() -> dict:
+    import peft
+    import torch
+    import transformers
+
+    return {"plmcore": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
+            "peft": peft.__version__, "python": platform.python_version(), "platform": platform.platform()}
+
+
+def folder_hash(folder: Path) -> str:
+    """SHA-256 over a model folder's config, weight and tokenizer files (names and contents).
+
+    Hashing gigabytes takes seconds, so results are cached by (path, size, modification time).
+    """
+    from plmcore.models import data_home
+
+    files = sorted({p for pattern in _MODEL_FILES for p in folder.glob(pattern) if p.is_file()})
+    key = json.dumps([[str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns] for p in files])
+    cache = data_home() / "folder-hashes.json"
+    try:
+        known = json.loads(cache.read_text())
+    except (OSError, json.JSONDecodeError):
+        known = {}
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    if digest in known:
+        return known[digest]
+    h = hashlib.sha256()
+    for p in files:
+        h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    known[digest] = h.hexdigest()
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known))
+    except OSError:
+        pass
+    return known[digest]
+
+
+def model_record(source: str, model=None) -> dict:
+    """Where the backbone came from: a preset's random weights, a local folder (content hash), or the hub (commit)."""
+    from plmcore.models import RANDOM_PREFIX, is_random
+
+    if is_random(source):
+        return {"source": source, "kind": "random weights", "preset": source[len(RANDOM_PREFIX):],
+                "note": "the preset's architecture with seeded random weights: nothing learned"}
+    folder = Path(source).expanduser()
+    if folder.is_dir():
+        return {"source": source, "kind": "local folder", "sha256": folder_hash(folder)}
+    revision = getattr(getattr(model, "config", None), "_commit_hash", None) or _cached_revision(source)
+    return {"source": source, "kind": "hub", "revision": revision}
+
+
+def _cached_revision(repo_id: str) -> str | None:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        hit = try_to_load_from_cache(repo_id, "config.json")
+    except Exception:  # noqa: BLE001 - not a hub id, or no cache
+        return None
+    if isinstance(hit, str) and "/snapshots/" in hit:
+        return hit.split("/snapshots/")[1].split("/")[0]
+    return None
+
+
+def start_record(config, split: pd.DataFrame, *, created_by: str, files: list[dict] | None = None) -> dict:
+    """What is known when a run is created: data, split, seeds, software and how it was started."""
+    spec = config.data
+    if files is None:
+        files = [file_record(p, "train") for p in spec.train if Path(p).is_file()]
+        files += [file_record(p, f"class {c}") for c, p in spec.class_files if Path(p).is_file()]
+        if spec.test and Path(spec.test).is_file():
+            files.append(file_record(spec.test, "test"))
+    counts = split["split"].value_counts()
+    return {
+        "created_by": created_by,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": {
+            "dataset": spec.dataset,
+            "files": files,
+            "split": {"sha256": split_hash(split), "file": "split.csv",
+                      "counts": {k: int(counts.get(k, 0)) for k in ("train", "val", "test")},
+                      **spec.split_settings()},
+        },
+        "seeds": {"seed": config.seed, "split_seed": spec.split_seed},
+        "software": software(),
+        "command": "python -m plmcore train --config config.json --run-dir NEW_FOLDER",
+        "argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if created_by == "cli" else None,
+        "host": {"cpus": os.cpu_count()},
+    }
