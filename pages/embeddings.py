@@ -8,7 +8,8 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.embed import EmbeddingCache, cached_embeddings, project
+from plmcore.config import TrainConfig
+from plmcore.embed import PROJECTIONS, EmbeddingCache, cached_embeddings, project
 from plmcore.runs import RunDir
 
 st.title("Embeddings")
@@ -104,9 +105,9 @@ def page() -> None:
     frame = choose_sequences()
     if frame is None or frame.empty:
         return
-    default_pool = models[-1][2].config().pooling if models[-1][2] is not None else "mean"
-    pools = ["mean", "cls", "center"]
-    pooling = st.selectbox("Pooling", pools, index=pools.index(default_pool), key="emb_pooling")
+    tuned = models[-1][2]
+    pooling = ui.setting_input(TrainConfig, "pooling", key="emb_pooling",
+                               value=tuned.config().pooling if tuned is not None else None)
     request = (tuple(m[1] for m in models), pooling, tuple(frame["id"]))
     if st.button(f"Compute embeddings of {len(frame)} sequences", key="emb_go", type="primary"):
         st.session_state["emb_result"] = (request, compute(models, frame, pooling), frame)
@@ -116,8 +117,7 @@ def page() -> None:
         return
     _, results, frame = stored
     c = st.columns(5)
-    method = c[0].selectbox("Projection", ["umap", "tsne", "pca"], key="emb_method",
-                            format_func={"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}.get)
+    method = c[0].selectbox("Projection", list(PROJECTIONS), key="emb_method", format_func=PROJECTIONS.get)
     dims = c[1].radio("Dimensions", [2, 3], horizontal=True, key="emb_dims")
     colours = ["label", "split"] + (["predicted", "error"] if any("predicted" in r for r in results.values()) else [])
     colour = c[2].selectbox("Colour by", colours, key="emb_colour")

@@ -6,9 +6,8 @@ from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.config import STOP_METRICS, TrainConfig
+from plmcore.config import TrainConfig
 from plmcore.estimate import arch_for, estimate
-from plmcore.metrics import METRIC_LABELS
 from plmcore.models import DEFAULT_MODEL, FAMILIES, cache_status
 from plmcore.runs import ACTIVE_STATES, RunDir, cancel, resume_command, start_worker
 from plmcore.train import create_run
@@ -68,58 +67,30 @@ def choose_model() -> str:
 
 
 def settings(source: str, ds, split) -> TrainConfig:
-    c = st.columns(4)
-    r = c[0].number_input("LoRA rank", 1, 128, 8, key="train_r")
-    alpha = c[1].number_input("LoRA alpha", 1.0, 512.0, 16.0, key="train_alpha")
-    dropout = c[2].number_input("LoRA dropout", 0.0, 0.9, 0.0, 0.05, key="train_lora_dropout",
-                                help="0 is fastest on a CPU")
-    pooling = c[3].selectbox("Pooling", ["mean", "cls", "center"], key="train_pooling",
-                             format_func={"mean": "mean over residues", "cls": "first token (CLS)",
-                                          "center": "centre residue (the site)"}.get)
-    c = st.columns(4)
-    epochs = c[0].number_input("Epochs", 1, 500, 10, key="train_epochs")
-    lr = c[1].number_input("Learning rate", 1e-6, 1e-1, 3e-4, format="%.0e", key="train_lr")
-    batch = c[2].number_input("Batch size", 1, 256, 8, key="train_batch")
-    accum = c[3].number_input("Gradient accumulation", 1, 64, 1, key="train_accum")
-    c = st.columns(4)
+    """The run's settings: every widget is made from the setting's declaration (plmcore.config)."""
+    def row(*names, **values):
+        cols = st.columns(len(names))
+        return {n: ui.setting_input(TrainConfig, n, key=f"train_{n}", where=col, value=values.get(n))
+                for n, col in zip(names, cols)}
+
+    chosen = row("lora_r", "lora_alpha", "lora_dropout", "pooling")
+    chosen |= row("epochs", "learning_rate", "batch_size", "grad_accum")
     counts = split[split["split"] == "train"]["label"].value_counts()
     imbalanced = counts.max() > 1.5 * counts.min()
-    weights = c[0].selectbox("Class weights", ["none", "balanced"], index=1 if imbalanced else 0,
-                             key="train_weights", help="balanced: rarer classes weigh more in the loss")
-    metric = c[1].selectbox("Early-stopping metric", list(STOP_METRICS), key="train_stop_metric",
-                            format_func=lambda m: METRIC_LABELS.get(m, "validation loss"))
-    patience = c[2].number_input("Patience (epochs, 0 = off)", 0, 100, 5, key="train_patience")
-    seed = c[3].number_input("Seed", 0, 2**31 - 1, 42, key="train_seed")
+    chosen |= row("class_weights", "early_stopping_metric", "patience", "seed",
+                  class_weights="balanced" if imbalanced else None)
     with st.expander("Advanced"):
         arch = arch_for(source)
         family = FAMILIES.get(arch.family) if arch else None
-        default_targets = ",".join(family.lora_targets) if family else ""
         targets = st.text_input("LoRA target modules (comma-separated; empty = the family's defaults)",
-                                value=default_targets, key=f"train_targets_{source}")
-        threads = st.number_input("CPU threads (0 = all cores)", 0, 256, 0, key="train_threads")
+                                value=",".join(family.lora_targets) if family else "", key=f"train_targets_{source}")
+        chosen["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) or None
+        chosen["threads"] = ui.setting_input(TrainConfig, "threads", key="train_threads")
         ui.trust_remote_code_switch()
-    c = st.columns(4)
-    baselines = c[0].toggle("Baselines", value=True, key="train_baselines",
-                            help="fit composition, one-hot and frozen-embedding logistic regressions on the same split "
-                                 "and compare them with the fine-tuned model")
-    objective = c[1].selectbox("Decision threshold", ["mcc", "specificity", "sensitivity", "fixed"],
-                               key="train_threshold_objective",
-                               format_func={"mcc": "best MCC on validation", "specificity": "target specificity",
-                                            "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}.get)
-    target = c[2].number_input("Target (for specificity / sensitivity)", 0.05, 1.0, 0.9, 0.05,
-                               key="train_threshold_target", disabled=objective not in ("specificity", "sensitivity"))
-    temperature = c[3].toggle("Temperature scaling", value=False, key="train_temperature",
-                              help="calibrate probabilities on the validation split")
-    data = ds.data_spec()
-    return TrainConfig(
-        model=source, pooling=pooling, lora_r=int(r), lora_alpha=float(alpha), lora_dropout=float(dropout),
-        lora_targets=tuple(t.strip() for t in targets.split(",") if t.strip()) or None,
-        epochs=int(epochs), learning_rate=float(lr), batch_size=int(batch), grad_accum=int(accum),
-        class_weights=weights, early_stopping_metric=metric, patience=int(patience) or None, seed=int(seed),
-        threads=int(threads) or None, baselines=baselines, threshold_objective=objective,
-        threshold_target=float(target) if objective in ("specificity", "sensitivity") else None,
-        temperature_scaling=temperature, data=data,
-    )
+    chosen |= row("baselines", "threshold_objective", "threshold_target", "temperature_scaling", threshold_target=0.9)
+    if chosen["threshold_objective"] not in ("specificity", "sensitivity"):
+        chosen["threshold_target"] = None
+    return TrainConfig(model=source, data=ds.data_spec(), **chosen)
 
 
 def show_estimate(config: TrainConfig, split) -> None:

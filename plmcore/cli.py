@@ -365,7 +365,10 @@ def _add_embed(sub) -> None:
     p.add_argument("--run", help="a fine-tuned run directory (instead of --model)")
     p.add_argument("--input", required=True, help="FASTA/CSV/TSV of sequences (labels not needed)")
     p.add_argument("--output", required=True, help=".h5/.hdf5 (one dataset per id) or .npy (+ .ids.txt)")
-    p.add_argument("--pooling", choices=["mean", "cls", "center"], default=None)
+    from plmcore.config import POOLINGS
+
+    p.add_argument("--pooling", choices=tuple(POOLINGS), default=None,
+                   help="default: mean for --model, the run's own pooling for --run")
     p.add_argument("--max-tokens", type=int, default=None,
                    help="padded tokens per batch (default: plmcore.embed.MAX_TOKENS, 2048)")
     p.add_argument("--device", default="auto")

@@ -49,7 +49,8 @@ SplitMethod = Literal[tuple(SPLIT_METHODS)]
 def setting(default: Any = MISSING, help: str = "", *, label: str | None = None, choices: dict | None = None,
             lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
             flag: str | None = None, aliases: tuple[str, ...] = (), cli: bool = True, group: str = "training",
-            none: str | None = None, metavar: str | None = None, factory: Any = MISSING):
+            none: str | None = None, metavar: str | None = None, step: float | None = None,
+            format: str | None = None, factory: Any = MISSING):
     """A dataclass field that declares one setting.
 
     Args:
@@ -60,10 +61,11 @@ def setting(default: Any = MISSING, help: str = "", *, label: str | None = None,
         flag, aliases: the command-line spelling (default --name-with-dashes).
         cli: False for fields that are recorded but not set on the command line.
         none: what None means, when None is allowed (e.g. "the model's limit").
+        step, format: how the app's number box steps and shows the value.
     """
     meta = {"help": help, "label": label, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
             "hi_open": hi_open, "flag": flag, "aliases": aliases, "cli": cli, "group": group, "none": none,
-            "metavar": metavar}
+            "metavar": metavar, "step": step, "format": format}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -250,7 +252,7 @@ class TrainConfig:
                                label="Pooling", choices=POOLINGS)
     lora_r: int = setting(8, "LoRA rank", group="model", label="LoRA rank", lo=1, hi=1024)
     lora_alpha: float = setting(16.0, "LoRA scaling numerator (alpha / rank scales the update)", group="model",
-                                label="LoRA alpha", lo=0, lo_open=True)
+                                label="LoRA alpha", lo=0, lo_open=True, step=1.0)
     # 0 by default: on a CPU, dropout's random masks on every adapted layer cost ~30% of a step
     lora_dropout: float = setting(0.0, "dropout on the LoRA input (0 is fastest on a CPU)", group="model",
                                   label="LoRA dropout", lo=0, hi=1, hi_open=True)
@@ -262,7 +264,7 @@ class TrainConfig:
     epochs: int = setting(10, "passes over the training data", label="Epochs", lo=1, hi=10_000)
     max_steps: int | None = setting(None, "optimiser steps; overrides epochs", lo=1, none="set by epochs")
     learning_rate: float = setting(3e-4, "peak learning rate", label="Learning rate", lo=0, hi=1, lo_open=True,
-                                   flag="--lr", aliases=("--learning-rate",))
+                                   flag="--lr", aliases=("--learning-rate",), step=1e-4, format="%.0e")
     weight_decay: float = setting(0.01, "AdamW weight decay", lo=0)
     warmup_ratio: float = setting(0.1, "fraction of the steps spent warming the learning rate up", lo=0, hi=1,
                                   hi_open=True)

@@ -242,7 +242,7 @@ def cached_embeddings(source: str, sequences: list[str], *, pooling: str = "mean
 
 # --------------------------------------------------------------------------- projections
 
-PROJECTIONS = ("umap", "tsne", "pca")
+PROJECTIONS = {"umap": "UMAP", "tsne": "t-SNE", "pca": "PCA"}
 PRE_PCA = 50  # UMAP and t-SNE run on this many principal components (standard practice; much faster)
 
 

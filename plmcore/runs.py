@@ -500,7 +500,11 @@ def _reap(proc: subprocess.Popen, run: RunDir) -> None:
     _children.pop(proc.pid, None)
     status = run.read_status()
     if status.get("state") in ACTIVE_STATES and status.get("pid") == proc.pid:
-        run.write_status("failed", ended_at=time.time(), exit_code=code, error=run.died_message(code))
+        if code == -signal.SIGTERM:  # stopped (by cancel) before it could install its own handler
+            run.write_status("cancelled", ended_at=time.time(), exit_code=code,
+                             error="stopped before training began")
+        else:
+            run.write_status("failed", ended_at=time.time(), exit_code=code, error=run.died_message(code))
 
 
 def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None, command: str = "train",

@@ -176,6 +176,49 @@ def remember(key: str, value) -> None:
         log.warning("could not save the choice %s to %s", key, path)
 
 
+# --------------------------------------------------------------------------- settings
+
+
+def setting_input(cls, name: str, *, key: str, where=None, value=None, label: str | None = None, **kw):
+    """The widget for one setting, made from its declaration (plmcore.config): a choice is a
+    selectbox with the declared words, a switch a toggle, a number a number box within the
+    declared range. An optional number whose range starts above 0 takes 0 for "none" (e.g.
+    patience 0 = never stop early). Returns the setting's value."""
+    from plmcore.config import spec
+
+    s = spec(cls, name)
+    where = where or st
+    label = label or s["label"] or name.replace("_", " ").capitalize()
+    current = s["default"] if value is None else value
+    help_text = s["help"][:1].upper() + s["help"][1:]
+    if s["values"] is not None:
+        options, words = list(s["values"]), s["choices"] or {}
+        return where.selectbox(label, options, index=options.index(current), key=key, help=help_text,
+                               format_func=lambda v: words.get(v, str(v)), **kw)
+    if s["type"] is bool:
+        return where.toggle(label, value=bool(current), key=key, help=help_text, **kw)
+    if s["type"] in (int, float):
+        integer = s["type"] is int
+        cast = int if integer else float
+        zero_is_none = s["optional"] and (s["lo"] or 0) > 0
+        lo = 0 if zero_is_none else s["lo"]
+        if lo is not None and s["lo_open"] and not zero_is_none:
+            lo = lo + 1 if integer else lo + 1e-6
+        hi = s["hi"]
+        if hi is not None and s["hi_open"]:
+            hi = hi - 1 if integer else hi - 1e-6
+        shown = 0 if current is None else current
+        options = {"step": 1 if integer else float(s.get("step") or 0.05)}
+        if s.get("format"):
+            options["format"] = s["format"]
+        got = where.number_input(label, min_value=None if lo is None else cast(lo),
+                                 max_value=None if hi is None else cast(hi), value=cast(shown), key=key,
+                                 help=help_text + (f" 0: {s['none']}." if zero_is_none else ""), **options, **kw)
+        return None if zero_is_none and got == 0 else cast(got)
+    text = where.text_input(label, value="" if current is None else str(current), key=key, help=help_text, **kw)
+    return text.strip() or (None if s["optional"] else s["default"])
+
+
 # --------------------------------------------------------------------------- models
 
 

@@ -11,7 +11,7 @@ from streamlit.testing.v1 import AppTest
 
 from plmcore.config import DataSpec, TrainConfig
 from plmcore.datasets import DatasetStore
-from plmcore.runs import list_runs, wait
+from plmcore.runs import cancel, list_runs, wait
 from plmcore.train import train
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -120,13 +120,16 @@ def test_train_page_starts_a_worker_and_shows_live_metrics(workspace, dephos):
     assert seen_chart
     labels = {m.label for m in at.metric}
     assert {"Validation MCC", "Validation ROC-AUC", "Validation accuracy"} <= labels
-    # a second start while one is active is refused with the active run's name
+    # a second start while one is active is refused with the active run's name, and starts nothing
+    at.number_input(key="train_epochs").set_value(300).run()
     at.button(key="train_start").click().run()
-    second = list_runs()[0]
+    long = list_runs()[0]
+    assert long != run and long.status()["state"] in ("queued", "running")
     at.button(key="train_start").click().run()
-    assert any("already active" in e and second.name in e for e in errors(at)) or \
-        second.status()["state"] == "finished"
-    wait(second, timeout=120)
+    assert any("already active" in e and long.name in e for e in errors(at)), errors(at)
+    assert len(list_runs()) == 2
+    cancel(long)
+    assert wait(long, timeout=120)["state"] == "cancelled"
 
 
 @pytest.fixture

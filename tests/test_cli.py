@@ -17,14 +17,6 @@ from plmcore.runs import RunDir
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("command", ["train", "evaluate", "embed", "predict", "runs", "models"])
-def test_every_subcommand_has_help(command, capsys):
-    with pytest.raises(SystemExit) as exit_:
-        main([command, "--help"])
-    assert exit_.value.code == 0
-    assert "usage: python -m plmcore " + command in capsys.readouterr().out
-
-
 def test_bad_input_is_one_line_and_nonzero(tmp_path, capsys):
     bad = tmp_path / "bad.fasta"
     bad.write_text(">s1 LABEL=1\nACDE1FG\n>s2 LABEL=0\nACDEFG\n")

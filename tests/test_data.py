@@ -724,6 +724,10 @@ def test_accession_of(record_id: str, expected: str | None) -> None:
     assert accession_of(record_id) == expected
 
 
-def test_constants() -> None:
-    assert len(AMINO_ACIDS) == 20
-    assert VALID_RESIDUES == AMINO_ACIDS + "XUZOB"
+def test_exactly_the_valid_residues_are_accepted() -> None:
+    letters = [chr(c) for c in range(ord("A"), ord("Z") + 1)]
+    table = pd.DataFrame({"id": letters, "sequence": [f"MK{c}T" for c in letters], "label": ["0"] * 26})
+    report = validate(table, require_labels=False)
+    refused = {issue.record_id for issue in report.errors if issue.code == "invalid_characters"}
+    assert refused == set(letters) - set(VALID_RESIDUES) == {"J"}
+    assert len(set(AMINO_ACIDS)) == 20 and set(AMINO_ACIDS) < set(VALID_RESIDUES)

@@ -41,12 +41,21 @@ def test_same_outputs_and_gradients_with_padding(tiny_models, family):
             torch.testing.assert_close(p.grad, grads[name].grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
-def test_long_sequences_fall_back_to_sdpa(tiny_models):
+def test_long_sequences_fall_back_to_sdpa(tiny_models, monkeypatch):
+    import transformers.integrations.sdpa_attention as sdpa
+
     stock, fast, bb = _pair(tiny_models["esm"])
+    calls = []
+    real = sdpa.sdpa_attention_forward
+    monkeypatch.setattr(sdpa, "sdpa_attention_forward", lambda *a, **k: calls.append(1) or real(*a, **k))
+    short = make_batch(bb.encoder.encode(SEQS), bb.encoder)
+    fast(short)
+    assert calls == []  # short windows take the bmm path
     long = ["M" + "ACDEFGHIKLMNPQRSTVWY" * 8]  # 163 tokens: above the short-attention limit
     assert len(long[0]) ** 2 > SHORT_ATTENTION
     batch = make_batch(bb.encoder.encode(long), bb.encoder)
     torch.testing.assert_close(stock(batch), fast(batch), atol=1e-5, rtol=1e-4)
+    assert len(calls) == 2  # one per layer of the tiny model: the fallback ran
 
 
 def test_disabled_adapters_give_the_frozen_backbone(tiny_models):

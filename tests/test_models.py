@@ -92,10 +92,16 @@ def test_presets_cover_the_issue_and_count_parameters_from_configs():
     assert 600e6 < PRESETS["facebook/esm2_t33_650M_UR50D"].parameters < 660e6
 
 
-def test_trust_remote_code_is_off_by_default():
-    import inspect
+def test_a_model_with_its_own_code_does_not_run_it_unless_asked(tmp_path):
+    import json
 
-    assert inspect.signature(load_backbone).parameters["trust_remote_code"].default is False
+    sentinel = tmp_path / "SENTINEL"
+    (tmp_path / "configuration_x.py").write_text(f"open({str(sentinel)!r}, 'w')\n")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "x", "auto_map": {
+        "AutoConfig": "configuration_x.XConfig", "AutoModel": "configuration_x.XModel"}}))
+    with pytest.raises(ModelLoadError, match="needs its own code"):
+        load_backbone(str(tmp_path))
+    assert not sentinel.exists()
     assert "trust_remote_code" not in TrainConfig().to_dict()  # a session's choice, never a file's
     assert "trust_remote_code" not in TrainConfig.from_dict({"trust_remote_code": True}).to_dict()
 
