@@ -23,7 +23,8 @@ from scipy import sparse
 
 from plmcore.data import accession_of
 from plmcore.errors import ConfigError, DataError, EmptyInputError
-from plmcore.splits import _identity_blocks, _onehot, _run_tool, min_overlap_for, protein_groups
+from plmcore.identity import identity_blocks, min_overlap_for, onehot_windows, run_tool
+from plmcore.splits import protein_groups
 
 __all__ = ["IDENTITY_BINS", "OVERLAP_IDENTITY", "format_leakage", "leakage_report", "parse_positions"]
 
@@ -149,8 +150,8 @@ def _nearest(train_seqs: list[str], test_seqs: list[str], aligned: bool) -> dict
         overlap = min_overlap_for(length)
         method = f"best ungapped identity over shifts keeping >= {overlap} of {length} residues overlapping"
         best_shift = np.zeros(n, dtype=np.int64)
-        q, t = _onehot(test_seqs, length), _onehot(train_seqs, length)
-        for rows, ident, shift in _identity_blocks(q, t, overlap, symmetric=False):
+        q, t = onehot_windows(test_seqs, length), onehot_windows(train_seqs, length)
+        for rows, ident, shift in identity_blocks(q, t, overlap, symmetric=False):
             j = ident.argmax(1)
             r = np.arange(len(j))
             best[rows], best_j[rows], best_shift[rows] = ident[r, j], j, shift[r, j]
@@ -377,7 +378,7 @@ def _mmseqs_search(query: Sequence[str], target: Sequence[str]) -> list[tuple[in
         # --cov-mode 2 -c 0.5: the alignment covers at least half of the test sequence.
         # Short windows give weak E-values, so -e 1000 keeps every hit and lets identity speak.
         options = "--format-output query,target,fident --cov-mode 2 -c 0.5 -e 1000 --threads 2 -v 1".split()
-        _run_tool([exe, "easy-search", *files, *options], "mmseqs2")
+        run_tool([exe, "easy-search", *files, *options], "mmseqs2")
         lines = (folder / "hits.m8").read_text().split("\n")
     hits = []
     for line in lines:

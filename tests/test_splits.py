@@ -12,14 +12,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from plmcore import splits
+from plmcore import identity, splits
 from plmcore.errors import ConfigError, DataError
+from plmcore.identity import identity_clusters, shift_identity
 from plmcore.splits import (
     cv_folds,
-    identity_clusters,
     merge_groups,
     protein_groups,
-    shift_identity,
     split_by_identity,
     split_grouped,
     split_summary,
@@ -198,13 +197,13 @@ def test_builtin_threshold_is_inclusive() -> None:
 def test_builtin_refuses_unequal_lengths_and_large_sets(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ConfigError, match="apt-get install mmseqs2"):
         identity_clusters(["ACDEFG", "ACDEFGHI"], 0.5, method="built-in")
-    monkeypatch.setattr(splits, "MAX_BUILTIN_SEQUENCES", 3)
+    monkeypatch.setattr(identity, "MAX_BUILTIN_SEQUENCES", 3)
     with pytest.raises(ConfigError, match="limited to 3 sequences"):
         identity_clusters(["ACDE"] * 4, 0.5, method="built-in")
 
 
 def test_auto_falls_back_to_builtin_and_explicit_tools_must_exist(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(splits.shutil, "which", lambda name: None)
+    monkeypatch.setattr(identity.shutil, "which", lambda name: None)
     labels, tool = identity_clusters(["ACDEFGHIK", "ACDEFGHIK", "WWWWWWWWW"], 0.9)
     assert tool == "built-in" and list(labels) == [0, 0, 1]
     with pytest.raises(ConfigError, match="mmseqs2 was requested"):
