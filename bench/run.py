@@ -404,7 +404,7 @@ class Bench:
                              spread([r["other_load"] for r in rs])])
         notes = [
             "tokens/s counts real tokens (residues + <cls> + <eos>); padding waste = padded tokens computed / "
-            "all tokens computed (ours: from plmcore.classifier.length_batches with the embedder's "
+            "all tokens computed (ours: from plmcore.inference.length_batches with the embedder's "
             f"{MAX_TOKENS}-token "
             "budget; naive: batch of 32 in input order padded to its longest).",
             "useful GFLOP/s = forward FLOPs of each sequence at its real length (no padding) / seconds; "

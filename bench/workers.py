@@ -314,8 +314,8 @@ def task_embed(a: dict) -> dict:
 
     from bench.flops import arch_for, embed_flops
     from bench.reference import naive_embed
-    from plmcore.classifier import length_batches
     from plmcore.embed import Embedder
+    from plmcore.inference import length_batches
     from plmcore.models import load_backbone
 
     threads = _threads()

@@ -1,6 +1,5 @@
 """Embeddings: project sequences with a base model and a fine-tuned run, and see what fine-tuning changed."""
 
-import io
 
 import pandas as pd
 import streamlit as st
@@ -9,7 +8,7 @@ from plmcore import data as D
 from plmcore import figures as F
 from plmcore import ui
 from plmcore.config import TrainConfig
-from plmcore.embed import PROJECTIONS, EmbeddingCache, cached_embeddings, project
+from plmcore.embed import PROJECTIONS, EmbeddingCache, cached_embeddings, hdf5_bytes, project
 from plmcore.runs import RunDir
 
 st.title("Embeddings")
@@ -96,7 +95,8 @@ def compute(models, frame: pd.DataFrame, pooling: str) -> dict:
             probs = loaded.predict_proba(seqs)
             pred = [loaded.classes[i] for i in probs.argmax(1)]
             extra = {"predicted": pred, "error": ["wrong" if p != t else "right" for p, t in zip(pred, frame["label"])]}
-        out[title] = {"X": X, "cached": hit, **extra}
+        out[title] = {"X": X, "cached": hit, "model": source if run is None else f"{run.config().model} fine-tuned "
+                      f"({run.name})", **extra}
     return out
 
 
@@ -145,21 +145,12 @@ def page() -> None:
         table = pd.concat([shown.reset_index(drop=True), emb], axis=1)
         safe = "".join(ch if ch.isalnum() else "_" for ch in title)[:60]
         col.download_button("Embeddings (CSV)", table.to_csv(index=False), f"{safe}.csv", key=f"emb_csv_{title}")
-        col.download_button("Embeddings (HDF5)", _hdf5_bytes(frame["id"].tolist(), res["X"]), f"{safe}.h5",
+        col.download_button("Embeddings (HDF5)", hdf5_bytes(frame["id"].tolist(), res["X"], res["model"]),
+                            f"{safe}.h5",
                             key=f"emb_h5_{title}")
         col.download_button("Figure (HTML)", fig.to_html(include_plotlyjs="cdn"), f"{safe}_{method}.html",
                             key=f"emb_html_{title}")
     st.caption("PNG: use the camera icon in a figure's toolbar.")
-
-
-def _hdf5_bytes(ids: list[str], X) -> bytes:
-    import h5py
-
-    buf = io.BytesIO()
-    with h5py.File(buf, "w") as f:
-        f.create_dataset("embeddings", data=X)
-        f.create_dataset("ids", data=ids, dtype=h5py.string_dtype())
-    return buf.getvalue()
 
 
 ui.guard(page)

@@ -8,6 +8,7 @@ from plmcore import ui
 from plmcore.archive import export_zip, import_zip
 from plmcore.assess import split_leaderboard
 from plmcore.baselines import leaderboard
+from plmcore.cv import CVDir
 from plmcore.runs import RunDir, delete_run, list_runs
 
 st.title("Runs & evaluation")
@@ -174,7 +175,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
 
 
 def cross_validation() -> None:
-    cvs = list_runs(ui.cv_root())
+    cvs = [CVDir(r.path) for r in list_runs(ui.cv_root())]
     if not cvs:
         st.info("No cross-validation yet: start one on the Train page ('Cross-validate').")
         return
@@ -183,7 +184,7 @@ def cross_validation() -> None:
     frac = (status.get("fold") or 0) / max(status.get("folds") or 1, 1)
     st.progress(frac if status.get("state") != "finished" else 1.0,
                 text=f"{status.get('state')}: fold {status.get('fold', 0)} of {status.get('folds', '?')}")
-    summary = cv.read_report("cv.json")
+    summary = cv.results()
     if summary is None:
         st.caption("Results appear after the first fold.")
         return

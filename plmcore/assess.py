@@ -80,7 +80,7 @@ def assess(
     """Write threshold, test report, leakage, baselines and comparison; return a status summary."""
     stage = on_stage or (lambda s: None)
     decision = choose_decision(config, classes, positive, labels.get("val", np.zeros(0)), logits.get("val"))
-    write_json(run.path / "threshold.json", decision)
+    write_json(run.decision_path, decision)
     T = decision.get("temperature") or 1.0
     probs = {name: apply_temperature(lg, T) for name, lg in logits.items()}
     summary: dict = {"threshold": decision["threshold"]}
@@ -100,7 +100,7 @@ def assess(
     train, test = table[table["split"] != "test"], table[table["split"] == "test"]
     try:
         leak = leakage_report(train, test, group_column=config.data.group_column)
-        write_json(run.path / "leakage.json", leak)
+        write_json(run.leakage_path, leak)
         summary["leaks"] = leak["leaks"]
         for w in leak["warnings"]:
             log.warning("Leakage: %s", w)
@@ -111,7 +111,7 @@ def assess(
         return summary
     stage("fitting baselines on the same split")
     base = run_baselines(table, embed_fn=embed_fn, positive=positive, seed=config.seed)
-    write_json(run.path / "baselines.json", base)
+    write_json(run.baselines_path, base)
     ids = table.loc[table["split"] == "test", "id"].tolist()
     by_id = {i: row.tolist() for i, row in zip(ids, probs["test"])}
     comparisons = compare_to_baselines(by_id, base, name="fine-tuned model",
@@ -120,7 +120,7 @@ def assess(
     best, how = best_baseline(base)
     result = {"best_baseline": best, "best_chosen_by": how, "comparisons": comparisons,
               "verdict": comparisons[best]["verdict"] if best else None}
-    write_json(run.path / "comparison.json", result)
+    write_json(run.comparison_path, result)
     summary["verdict"] = result["verdict"]
     log.info("Verdict: %s", result["verdict"])
     return summary
@@ -160,23 +160,17 @@ def _write_predictions(path, rows: pd.DataFrame, labels, probs: np.ndarray, clas
 
 def leaderboard_entries(run: RunDir) -> dict[str, dict]:
     """{model name: test evaluation report} for the fine-tuned model and the run's baselines."""
-    import json
-
     entries = {}
     report = run.report()
     if report:
         entries["fine-tuned (LoRA)"] = report
-    path = run.path / "baselines.json"
-    if path.exists():
-        for name, entry in json.loads(path.read_text())["baselines"].items():
-            entries[name] = entry["test"]
+    for name, entry in ((run.baselines() or {}).get("baselines") or {}).items():
+        entries[name] = entry["test"]
     return entries
 
 
 def format_assessment(run: RunDir) -> str:
     """Leaderboard with intervals, the verdict and the leakage warnings, as plain text."""
-    import json
-
     from plmcore.baselines import leaderboard
 
     lines = []
@@ -188,15 +182,13 @@ def format_assessment(run: RunDir) -> str:
         for _, row in board.iterrows():
             cells = [f"{row[m]:.3f} [{row[m + '_lo']:.3f}, {row[m + '_hi']:.3f}]" for m in ("roc_auc", "mcc", "accuracy")]
             lines.append(f"{row['model']:<26}" + "".join(f"{c:>22}" for c in cells))
-    cmp_path = run.path / "comparison.json"
-    if cmp_path.exists():
-        comparison = json.loads(cmp_path.read_text())
+    comparison = run.comparison()
+    if comparison:
         if comparison.get("verdict"):
             lines.append(f"Verdict (against {comparison['best_baseline']}, chosen by {comparison['best_chosen_by']}):")
             lines.append(f"  {comparison['verdict']}")
-    leak_path = run.path / "leakage.json"
-    if leak_path.exists():
-        leak = json.loads(leak_path.read_text())
+    leak = run.leakage()
+    if leak:
         lines.append("Leakage check of this split: " + ("problems found" if leak["leaks"] else "no leakage found"))
         lines += [f"  - {w}" for w in leak["warnings"]]
     return "\n".join(lines)

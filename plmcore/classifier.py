@@ -1,8 +1,5 @@
-"""The fine-tunable model: a backbone with LoRA adapters, a pooling choice and a classification head.
-
-Also the batching shared by training, embedding and scoring: sequences are tokenised once,
-and batches are padded only to their own longest member.
-"""
+"""The fine-tunable model: a backbone with LoRA adapters, a pooling choice and a classification head,
+and the padded batch it takes (batches are padded only to their own longest member)."""
 
 from __future__ import annotations
 
@@ -48,35 +45,6 @@ def make_batch(tokens: list[np.ndarray], encoder: ResidueEncoder) -> Batch:
         torch.from_numpy(ids), torch.from_numpy(attn),
         torch.from_numpy(res.astype(np.int64)), torch.from_numpy(center.astype(np.int64)),
     )
-
-
-def length_batches(lengths, max_tokens: int, max_items: int | None = None,
-                   max_padding: float = 0.08) -> list[np.ndarray]:
-    """Group indices by length, longest first, so that little compute goes to padding.
-
-    A batch holds at most `max_tokens` padded tokens, and a sequence joins it only if it is at
-    most `max_padding` shorter than the batch's longest: every batch, and so the whole set,
-    wastes under that fraction of its compute on padding.
-    """
-    lengths = np.asarray(lengths)
-    order = np.argsort(-lengths, kind="stable")
-    batches, current, width = [], [], 0
-    for i in order:
-        n = int(lengths[i])
-        full = current and (
-            width * (len(current) + 1) > max_tokens
-            or (max_items and len(current) >= max_items)
-            or n < width * (1 - max_padding)
-        )
-        if full:
-            batches.append(np.array(current))
-            current = []
-        if not current:
-            width = n
-        current.append(i)
-    if current:
-        batches.append(np.array(current))
-    return batches
 
 
 def pool(hidden: torch.Tensor, batch: Batch, how: str) -> torch.Tensor:

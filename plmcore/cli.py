@@ -201,7 +201,7 @@ def cmd_train(args) -> int:
 
 
 def cmd_cv(args) -> int:
-    from plmcore.cv import create_cv, format_cv, run_cv
+    from plmcore.cv import CVDir, create_cv, format_cv, run_cv
     from plmcore.runs import RunDir
     from plmcore.train import read_labelled
 
@@ -224,7 +224,7 @@ def cmd_cv(args) -> int:
                        cv_dir=run_dir)
     print(f"cross-validation directory: {cv.path}", file=sys.stderr)
     status = run_cv(cv.path, progress=sys.stderr.isatty(), trust_remote_code=args.trust_remote_code)
-    summary = json.loads((cv.path / "cv.json").read_text()) if (cv.path / "cv.json").exists() else None
+    summary = CVDir(cv.path).results()
     if summary:
         print(format_cv(summary))
     print(f"state: {status.get('state')}; took {status.get('duration_s', '?')} s; directory {cv.path}")
@@ -314,13 +314,13 @@ def cmd_evaluate(args) -> int:
     from plmcore import data as D
     from plmcore.errors import RunError
     from plmcore.metrics import evaluation_report, format_report
-    from plmcore.predict import load_run, run_threshold
+    from plmcore.predict import load_run
     from plmcore.runs import RunDir
 
     run = RunDir(args.run).require()
     labels = run.labels()
     classes = labels["classes"]
-    threshold = args.threshold if args.threshold is not None else run_threshold(run)
+    threshold = args.threshold if args.threshold is not None else float(run.decision().get("threshold") or 0.5)
     if args.data:
         table = D.read_table(args.data, label_source="header")
         rep = D.validate(table, min_classes=1)
@@ -396,7 +396,7 @@ def cmd_embed(args) -> int:
                                           args.pooling or "mean", args.device)
     X = embedder.embed(rep.table["sequence"].tolist(), max_tokens=args.max_tokens or MAX_TOKENS,
                        progress=_bar("embedding"))
-    out = save_embeddings(args.output, rep.table["id"].tolist(), X)
+    out = save_embeddings(args.output, rep.table["id"].tolist(), X, model_name=args.model or embedder.identity)
     print(f"wrote {X.shape[0]} embeddings of size {X.shape[1]} to {out}")
     return 0
 

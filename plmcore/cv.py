@@ -8,11 +8,8 @@ the baselines' regularisation; the fold's held-out part is its test set.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import os
-import signal
 import time
 from pathlib import Path
 
@@ -21,13 +18,41 @@ import pandas as pd
 
 from plmcore import data as D
 from plmcore.config import TrainConfig
-from plmcore.errors import ConfigError, PlmcoreError
-from plmcore.runs import RunDir, workspace, write_json
+from plmcore.errors import ConfigError, RunError
+from plmcore.runs import Cancelled, RunDir, lifecycle, read_json_file, workspace, write_json
 from plmcore.splits import cv_folds, protein_groups, split_grouped
 
 log = logging.getLogger("plmcore.cv")
 
 SUMMARY_METRICS = ("roc_auc", "mcc", "accuracy", "sensitivity", "specificity", "pr_auc")
+
+
+class CVDir(RunDir):
+    """A cross-validation directory: config.json, table.csv (the data), cv_settings.json (folds,
+    grouping), status.json, train.log, cv.json (results so far) and one run directory per fold."""
+
+    table_path = property(lambda self: self.path / "table.csv")
+    settings_path = property(lambda self: self.path / "cv_settings.json")
+    results_path = property(lambda self: self.path / "cv.json")
+
+    def settings(self) -> dict:
+        raw = read_json_file(self.settings_path, f"{self.name}/cv_settings.json")
+        ok = isinstance(raw, dict) and isinstance(raw.get("folds"), int) and raw["folds"] >= 2 \
+            and isinstance(raw.get("grouped"), bool)
+        if not ok:
+            raise RunError(f"Cross-validation {self.name} is damaged: cv_settings.json needs folds (>= 2) and "
+                           "grouped (true/false). Delete it and start it again.")
+        return raw
+
+    def table(self) -> pd.DataFrame:
+        return pd.read_csv(self.table_path, dtype=str, keep_default_na=False)
+
+    def results(self) -> dict | None:
+        """cv.json: per-fold and mean +- sd figures, or None before the first fold has finished."""
+        return self.read_report("cv.json")
+
+    def fold(self, i: int) -> RunDir:
+        return RunDir(self.path / f"fold_{i}")
 
 
 def cv_root(ws: Path | str | None = None) -> Path:
@@ -40,11 +65,11 @@ def create_cv(config: TrainConfig, table: pd.DataFrame, *, folds: int = 5, group
     """Write a cross-validation directory (config, data, settings), ready for a worker."""
     from plmcore.runs import new_run_dir
 
-    run = RunDir(cv_dir) if cv_dir else new_run_dir(root or cv_root(), f"cv-{config.model}")
+    run = CVDir(cv_dir if cv_dir else new_run_dir(root or cv_root(), f"cv-{config.model}").path)
     run.path.mkdir(parents=True, exist_ok=True)
     config.save(run.config_path)
-    table[[c for c in table.columns if c != "split"]].to_csv(run.path / "table.csv", index=False)
-    write_json(run.path / "cv_settings.json", {"folds": folds, "grouped": grouped})
+    table[[c for c in table.columns if c != "split"]].to_csv(run.table_path, index=False)
+    write_json(run.settings_path, {"folds": folds, "grouped": grouped})
     run.write_status("queued", kind="cv", folds=folds, fold=0, created_at=time.time())
     return run
 
@@ -77,52 +102,34 @@ def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: b
 
 def run_cv(cv_dir: Path | str, *, progress: bool = False, trust_remote_code: bool = False) -> dict:
     """Train every fold in turn (in this process), then summarise; SIGTERM cancels cleanly."""
-    from plmcore.train import Cancelled, _setup_logging, create_run, train_run
+    from plmcore.train import create_run, train_run
 
-    cv = RunDir(cv_dir).require()
-    handler = _setup_logging(cv)
-    config = cv.config()
-    settings = json.loads((cv.path / "cv_settings.json").read_text())
-    table = pd.read_csv(cv.path / "table.csv", dtype=str, keep_default_na=False)
-    stop = {"flag": False}
-    # between folds; during a fold, the fold's own handler stops it and reports 'cancelled'
-    previous = signal.signal(signal.SIGTERM, lambda *a: stop.update(flag=True))
+    cv = CVDir(cv_dir).require()
     t0 = time.time()
-    cv.write_status("running", kind="cv", pid=os.getpid(), started_at=t0, ended_at=None, error=None)
-    try:
-        splits, how = fold_splits(table, config, settings["folds"], settings["grouped"])
+    with lifecycle(cv, kind="cv") as stop:
+        # between folds this stop flag ends it; during a fold, the fold's own lifecycle stops the fold
+        config, settings = cv.config(), cv.settings()
+        splits, how = fold_splits(cv.table(), config, settings["folds"], settings["grouped"])
         log.info("Cross-validation: %d folds, %s", len(splits), how)
         results = []
         for i, split in enumerate(splits, start=1):
-            fold_dir = cv.path / f"fold_{i}"
-            if (fold_dir / "status.json").exists() and RunDir(fold_dir).status().get("state") == "finished":
-                results.append(fold_result(RunDir(fold_dir)))  # resumed CV: keep finished folds
+            fold = cv.fold(i)
+            if fold.status_path.exists() and fold.status().get("state") == "finished":
+                results.append(fold_result(fold))  # resumed CV: keep finished folds
                 continue
-            cv.write_status("running", fold=i, folds=len(splits), fold_run=str(fold_dir), how=how)
-            if not (fold_dir / "config.json").exists():
-                create_run(config, split=split, run_dir=fold_dir, created_by="cv")
+            cv.write_status("running", fold=i, folds=len(splits), fold_run=str(fold.path), how=how)
+            if not fold.exists():
+                create_run(config, split=split, run_dir=fold.path, created_by="cv")
             # each fold is an ordinary run (its own log, checkpoints, SIGTERM handling)
-            state = train_run(fold_dir, resume=True, progress=progress, trust_remote_code=trust_remote_code).get("state")
-            run = RunDir(fold_dir)
+            state = train_run(fold.path, resume=True, progress=progress, trust_remote_code=trust_remote_code)["state"]
             if state == "cancelled" or stop["flag"]:
                 raise Cancelled()
-            results.append(fold_result(run))
-            write_json(cv.path / "cv.json", summarise(results, how, settings))
-        summary = summarise(results, how, settings)
-        write_json(cv.path / "cv.json", summary)
-        status = cv.write_status("finished", ended_at=time.time(), duration_s=round(time.time() - t0, 1))
+            results.append(fold_result(fold))
+            write_json(cv.results_path, summarise(results, how, settings))
+        write_json(cv.results_path, summarise(results, how, settings))
+        cv.write_status("finished", ended_at=time.time(), duration_s=round(time.time() - t0, 1))
         log.info("Cross-validation finished in %.0f s", time.time() - t0)
-        return status
-    except Cancelled:
-        return cv.write_status("cancelled", ended_at=time.time())
-    except BaseException as exc:
-        message = str(exc) if isinstance(exc, PlmcoreError) else f"{type(exc).__name__}: {exc}"
-        log.exception("Cross-validation failed: %s", message)
-        cv.write_status("failed", ended_at=time.time(), error=message)
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-        logging.getLogger("plmcore").removeHandler(handler)
+    return cv.read_status()
 
 
 def fold_result(run: RunDir) -> dict:
@@ -130,9 +137,9 @@ def fold_result(run: RunDir) -> dict:
     report = run.report()
     out = {"fold": run.name, "n_test": report["n"], "models": {"fine-tuned (LoRA)": report["metrics"]},
            "duration_s": run.status().get("duration_s")}
-    path = run.path / "baselines.json"
-    if path.exists():
-        for name, entry in json.loads(path.read_text())["baselines"].items():
+    baselines = run.read_report("baselines.json")
+    if baselines:
+        for name, entry in baselines["baselines"].items():
             out["models"][name] = entry["test"]["metrics"]
     return out
 

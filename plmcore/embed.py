@@ -1,13 +1,13 @@
 """Per-sequence embeddings from a base model or a fine-tuned run, saved, cached and projected.
 
-Sequences are sorted by length and packed into batches under a token budget, so almost no
-compute goes to padding; results come back in input order. Large sets stream to HDF5 so
-memory stays flat in the number of sequences.
+Batching is plmcore.inference's. Large sets stream to HDF5 so memory stays flat in the number
+of sequences.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from collections.abc import Callable
@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from plmcore.classifier import Batch, length_batches, make_batch, pool
+from plmcore import inference
+from plmcore.classifier import Batch, pool
 from plmcore.models import Backbone, ResidueEncoder, load_backbone, pick_device, set_cpu_threads
 
 Progress = Callable[[int, int], None] | None
@@ -74,23 +75,14 @@ class Embedder:
 
     def batches(self, sequences: list[str], max_tokens: int):
         """Yield (indices, embeddings) per length-sorted batch."""
-        seqs = [s[: self.max_residues] for s in sequences]
-        tokens = self.encoder.encode(seqs)
-        with torch.inference_mode():
-            for idx in length_batches([len(t) for t in tokens], max_tokens):
-                batch = make_batch([tokens[i] for i in idx], self.encoder).to(self.device)
-                yield idx, self.forward(batch).float().cpu().numpy()
+        tokens = self.encoder.encode([s[: self.max_residues] for s in sequences])
+        yield from inference.iter_outputs(self.forward, tokens, self.encoder, self.device, max_tokens=max_tokens)
 
     def embed(self, sequences: list[str], *, max_tokens: int = MAX_TOKENS, progress: Progress = None) -> np.ndarray:
         """(n, hidden) float32 embeddings in input order."""
-        out = np.zeros((len(sequences), self.hidden), dtype=np.float32)
-        done = 0
-        for idx, emb in self.batches(list(sequences), max_tokens):
-            out[idx] = emb
-            done += len(idx)
-            if progress:
-                progress(done, len(sequences))
-        return out
+        tokens = self.encoder.encode([s[: self.max_residues] for s in sequences])
+        out = inference.run(self.forward, tokens, self.encoder, self.device, max_tokens=max_tokens, progress=progress)
+        return out if len(sequences) else np.zeros((0, self.hidden), dtype=np.float32)
 
 
 def _source_identity(source: str) -> str:
@@ -113,17 +105,51 @@ def load_embedder(source: str, *, pooling: str = "mean", device: str = "auto",
 
 
 # --------------------------------------------------------------------------- files
+#
+# One HDF5 layout, written by the CLI and the app alike, in the form ProtSpace reads: one
+# float32 vector dataset per sequence id at the root, and a root attribute "model_name". An id
+# that HDF5 cannot use as a name as it is ('/' makes nested groups, '.' is the root itself) is
+# written with each '/' as '%2F' ('.' and '' become '%2E' and '%00'); the root attribute
+# "renamed_ids" (JSON, written name -> original id) lists every such change, and read_hdf5
+# undoes it.
 
 
-def save_embeddings(path: Path | str, ids: list[str], X: np.ndarray) -> Path:
-    """HDF5 (.h5/.hdf5: one dataset per id) or .npy with the ids in a sidecar .ids.txt."""
+def h5_name(record_id: str) -> str:
+    """The dataset name for a sequence id (see above)."""
+    if record_id in ("", "."):
+        return {"": "%00", ".": "%2E"}[record_id]
+    return record_id.replace("/", "%2F")
+
+
+def write_hdf5(target, ids: list[str], rows, *, model_name: str, progress: Progress = None) -> None:
+    """Write (id, vector) pairs in the layout above. `target`: a path or a binary file object;
+    `rows`: an array (n, d) or an iterable of (indices, vectors) blocks, streamed as they come."""
+    import h5py
+
+    renamed = {}
+    with h5py.File(target, "w", track_order=True) as f:  # datasets come back in input order
+        f.attrs["model_name"] = model_name
+        blocks = [(np.arange(len(ids)), np.asarray(rows))] if isinstance(rows, np.ndarray) else rows
+        done = 0
+        for idx, vectors in blocks:
+            for i, vector in zip(idx, vectors):
+                name = h5_name(ids[i])
+                if name in f:
+                    raise ValueError(f"the id {ids[i]!r} appears twice; HDF5 keeps one vector per id")
+                if name != ids[i]:
+                    renamed[name] = ids[i]
+                f.create_dataset(name, data=np.asarray(vector, dtype=np.float32))
+            done += len(idx)
+            if progress:
+                progress(done, len(ids))
+        f.attrs["renamed_ids"] = json.dumps(renamed)
+
+
+def save_embeddings(path: Path | str, ids: list[str], X: np.ndarray, model_name: str = "") -> Path:
+    """HDF5 (.h5/.hdf5, the layout above) or .npy with the ids in a sidecar .ids.txt."""
     path = Path(path)
     if path.suffix in (".h5", ".hdf5"):
-        import h5py
-
-        with h5py.File(path, "w") as f:
-            for i, x in zip(ids, X):
-                f.create_dataset(_h5_name(i), data=x)
+        write_hdf5(path, ids, X, model_name=model_name)
     elif path.suffix == ".npy":
         np.save(path, X)
         path.with_suffix(".ids.txt").write_text("\n".join(ids) + "\n")
@@ -132,53 +158,38 @@ def save_embeddings(path: Path | str, ids: list[str], X: np.ndarray) -> Path:
     return path
 
 
-def _h5_name(record_id: str) -> str:
-    # '/' would create nested groups in HDF5
-    return record_id.replace("/", "_")
+def hdf5_bytes(ids: list[str], X: np.ndarray, model_name: str) -> bytes:
+    """The same HDF5 file, in memory (the app's download)."""
+    buf = io.BytesIO()
+    write_hdf5(buf, ids, X, model_name=model_name)
+    return buf.getvalue()
 
 
 def embed_to_hdf5(embedder: Embedder, ids: list[str], sequences: list[str], path: Path | str, *,
-                  max_tokens: int = MAX_TOKENS, chunk: int = 4096, progress: Progress = None,
-                  layout: str = "matrix") -> Path:
-    """Stream embeddings to HDF5 without holding them all in memory.
+                  model_name: str = "", max_tokens: int = MAX_TOKENS, chunk: int = 4096,
+                  progress: Progress = None) -> Path:
+    """Stream embeddings to HDF5 without holding them all in memory (`chunk` sequences at a time)."""
 
-    layout="matrix": datasets `embeddings` (n, hidden) and `ids`; "per-id": one dataset per id.
-    Sequences are processed `chunk` at a time, each chunk length-sorted internally.
-    """
-    import h5py
-
-    path = Path(path)
-    n = len(sequences)
-    with h5py.File(path, "w") as f:
-        if layout == "matrix":
-            dset = f.create_dataset("embeddings", (n, embedder.hidden), dtype="float32",
-                                    chunks=(min(n, 1024) or 1, embedder.hidden))
-            f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=h5py.string_dtype())
-        done = 0
-        for start in range(0, n, chunk):
+    def blocks():  # a chunk at a time, in input order, so the file lists the ids as given
+        for start in range(0, len(sequences), chunk):
             part = sequences[start:start + chunk]
             buf = np.zeros((len(part), embedder.hidden), dtype=np.float32)
             for idx, emb in embedder.batches(part, max_tokens):
                 buf[idx] = emb
-                done += len(idx)
-                if progress:
-                    progress(done, n)
-            if layout == "matrix":
-                dset[start:start + len(part)] = buf
-            else:
-                for j, e in enumerate(buf):
-                    f.create_dataset(_h5_name(ids[start + j]), data=e)
-    return path
+            yield np.arange(start, start + len(part)), buf
+
+    write_hdf5(Path(path), ids, blocks(), model_name=model_name, progress=progress)
+    return Path(path)
 
 
-def read_hdf5(path: Path | str) -> tuple[list[str], np.ndarray]:
+def read_hdf5(path) -> tuple[list[str], np.ndarray]:
+    """Ids (as they were before renaming) and the (n, d) matrix of an HDF5 file in the layout above."""
     import h5py
 
     with h5py.File(path, "r") as f:
-        if "embeddings" in f:
-            return [i.decode() if isinstance(i, bytes) else i for i in f["ids"][:]], f["embeddings"][:]
-        ids = list(f.keys())
-        return ids, np.stack([f[i][:] for i in ids])
+        renamed = json.loads(f.attrs.get("renamed_ids", "{}"))
+        names = list(f.keys())
+        return [renamed.get(n, n) for n in names], np.stack([f[n][:] for n in names]) if names else np.zeros((0, 0))
 
 
 # --------------------------------------------------------------------------- cache

@@ -11,12 +11,13 @@ import pandas as pd
 import torch
 
 from plmcore import data as D
+from plmcore import inference
 from plmcore.classifier import SequenceClassifier, build_classifier, load_weights
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError
 from plmcore.models import Backbone, load_backbone, pick_device, set_cpu_threads
 from plmcore.runs import RunDir
-from plmcore.train import predict_logits, softmax
+from plmcore.train import softmax
 
 Progress = Callable[[int, int], None] | None
 
@@ -52,19 +53,9 @@ class LoadedRun:
         limit = min(self.config.max_length or self.backbone.max_residues, self.backbone.max_residues)
         seqs = [s[:limit] for s in sequences]
         tokens = self.backbone.encoder.encode(seqs)
-        logits = predict_logits(self.model, tokens, self.backbone.encoder, self.device,
-                                self.config.eval_batch_tokens, self.autocast, progress)
+        logits = inference.run(self.model, tokens, self.backbone.encoder, self.device,
+                               max_tokens=self.config.eval_batch_tokens, autocast=self.autocast, progress=progress)
         return softmax(logits / (self.temperature or 1.0))
-
-
-def run_decision(run: RunDir) -> dict:
-    """The decision threshold and temperature chosen on validation (threshold.json)."""
-    return run.read_report("threshold.json") or {"threshold": 0.5, "temperature": None}
-
-
-def run_threshold(run: RunDir) -> float:
-    """The decision threshold chosen for the run, else 0.5."""
-    return float(run_decision(run).get("threshold") or 0.5)
 
 
 def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto",
@@ -93,7 +84,7 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
     model.to(dev)
     load_weights(model, folder)
     model.eval()
-    decision = run_decision(run)
+    decision = run.decision()
     return LoadedRun(run, config, labels["classes"], labels.get("positive"), labels.get("window_length"),
                      labels.get("center_residues") or [], float(decision.get("threshold") or 0.5),
                      decision.get("temperature"), backbone, model, dev)

@@ -22,7 +22,9 @@ whose core files do not validate is listed as ``damaged`` instead of breaking ev
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -32,11 +34,14 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from datetime import datetime
 from pathlib import Path
 
 from plmcore.errors import PlmcoreError, RunError
+
+log = logging.getLogger("plmcore.runs")
 
 STATES = ("queued", "running", "finished", "failed", "cancelled")
 ACTIVE_STATES = ("queued", "running")
@@ -376,8 +381,31 @@ class RunDir:
             raise self._damaged(name, f"holds {type(raw).__name__}, not a JSON object")
         return raw
 
+    decision_path = property(lambda self: self.path / "threshold.json")
+    baselines_path = property(lambda self: self.path / "baselines.json")
+    comparison_path = property(lambda self: self.path / "comparison.json")
+    leakage_path = property(lambda self: self.path / "leakage.json")
+
     def report(self) -> dict | None:
-        return self.read_report("test_report.json")
+        """test_report.json: test metrics with intervals, curves, calibration."""
+        return self.read_report(self.report_path.name)
+
+    def decision(self) -> dict:
+        """threshold.json: the decision threshold and temperature chosen on validation (0.5 and none if absent)."""
+        return self.read_report(self.decision_path.name) or {"threshold": 0.5, "temperature": None,
+                                                             "objective": "fixed"}
+
+    def baselines(self) -> dict | None:
+        """baselines.json: the baselines fitted on the run's split."""
+        return self.read_report(self.baselines_path.name)
+
+    def comparison(self) -> dict | None:
+        """comparison.json: the paired comparison with the baselines and the verdict."""
+        return self.read_report(self.comparison_path.name)
+
+    def leakage(self) -> dict | None:
+        """leakage.json: what the test split shares with training."""
+        return self.read_report(self.leakage_path.name)
 
     def summary(self) -> dict:
         """One row for the runs table; a damaged run gets state 'damaged' and its error."""
@@ -487,6 +515,56 @@ def list_runs(root: Path | str | None = None) -> list[RunDir]:
 
 def active_runs(root: Path | str | None = None) -> list[RunDir]:
     return [r for r in list_runs(root) if r.status().get("state") in ACTIVE_STATES]
+
+
+# --------------------------------------------------------------------------- a run's lifecycle
+
+
+class Cancelled(Exception):
+    """Raised inside a run after SIGTERM, once its checkpoint is safe."""
+
+
+@contextlib.contextmanager
+def lifecycle(run: RunDir, *, kind: str | None = None):
+    """Everything around a run's work, for training and cross-validation alike.
+
+    Logs to the run's train.log, marks it running with this process's pid and start time, turns
+    SIGTERM into a stop request (the yielded dict's "flag"; the work raises Cancelled once its
+    checkpoint is safe), and records how it ended: `cancelled`, or `failed` with the reason
+    (the exception is re-raised). The work itself writes `finished`.
+    """
+    handler = logging.FileHandler(run.log_path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    root = logging.getLogger("plmcore")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    stop = {"flag": False}
+
+    def on_term(signum, frame):
+        stop["flag"] = True
+        log.info("Stop requested (signal %d); stopping after the current step", signum)
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_term) if main else None
+    run.write_status("running", pid=os.getpid(), pid_started=process_started(os.getpid()), started_at=time.time(),
+                     ended_at=None, error=None, exit_code=None, **({"kind": kind} if kind else {}))
+    try:
+        yield stop
+    except Cancelled:
+        run.write_status("cancelled", ended_at=time.time())
+        log.info("Cancelled; the last checkpoint is kept")
+    except BaseException as exc:
+        message = str(exc) if isinstance(exc, PlmcoreError) else f"{type(exc).__name__}: {exc}"
+        if isinstance(exc, KeyboardInterrupt):
+            message = "interrupted (Ctrl-C); the last checkpoint is kept"
+        log.error("Run failed: %s\n%s", message, traceback.format_exc())
+        run.write_status("failed", ended_at=time.time(), error=message)
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        root.removeHandler(handler)
+        handler.close()
 
 
 # --------------------------------------------------------------------------- workers

@@ -13,10 +13,8 @@ import math
 import os
 import random
 import shutil
-import signal
 import sys
 import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,26 +24,16 @@ import torch
 from torch import nn
 
 from plmcore import data as D
-from plmcore.classifier import (
-    SequenceClassifier,
-    build_classifier,
-    length_batches,
-    load_weights,
-    make_batch,
-    save_weights,
-)
+from plmcore import inference
+from plmcore.classifier import SequenceClassifier, build_classifier, load_weights, make_batch, save_weights
 from plmcore.config import TrainConfig
-from plmcore.errors import ConfigError, PlmcoreError, RunError, SequenceTooLongError
+from plmcore.errors import ConfigError, RunError, SequenceTooLongError
 from plmcore.metrics import compute_metrics
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
-from plmcore.runs import RunDir, place, process_started, runs_root, staging_dir, storage_error, write_json
+from plmcore.runs import Cancelled, RunDir, lifecycle, place, runs_root, staging_dir, storage_error, write_json
 from plmcore.state import STATE_FILES, load_state, save_state
 
 log = logging.getLogger("plmcore.train")
-
-
-class Cancelled(Exception):
-    """Raised inside the loop after SIGTERM, once the checkpoint is safe."""
 
 
 # --------------------------------------------------------------------------- preparing a run
@@ -186,40 +174,6 @@ class _Collate:
         return batch, torch.from_numpy(self.enc.labels[idx])
 
 
-def batched_outputs(fn, tokens: list[np.ndarray], encoder, device, max_tokens: int, autocast=None,
-                    progress=None) -> np.ndarray:
-    """fn(batch) for every sequence, batched by length, stacked in input order."""
-    out = None
-    done = 0
-    with torch.inference_mode():
-        for idx in length_batches([len(t) for t in tokens], max_tokens):
-            batch = make_batch([tokens[i] for i in idx], encoder).to(device)
-            with autocast() if autocast else _nullcontext():
-                values = fn(batch).float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(tokens), values.shape[1]), dtype=np.float32)
-            out[idx] = values
-            done += len(idx)
-            if progress:
-                progress(done, len(tokens))
-    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
-
-
-def predict_logits(model: SequenceClassifier, tokens: list[np.ndarray], encoder, device,
-                   max_tokens: int, autocast=None, progress=None) -> np.ndarray:
-    """Logits for every sequence, batched by length, returned in input order."""
-    model.eval()
-    return batched_outputs(model, tokens, encoder, device, max_tokens, autocast, progress)
-
-
-class _nullcontext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(1, keepdims=True)
     e = np.exp(z)
@@ -272,59 +226,21 @@ def _fit_lengths(table: pd.DataFrame, limit: int, policy: str) -> pd.DataFrame:
     return table
 
 
-def _setup_logging(run: RunDir) -> logging.Handler:
-    handler = logging.FileHandler(run.log_path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
-    root = logging.getLogger("plmcore")
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    return handler
-
-
 def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = False,
               trust_remote_code: bool = False) -> dict:
     """Train the run in `run_dir` to the end; return its final status.
 
     `trust_remote_code` lets the model's own code run; it is the caller's decision, never a file's.
-
     SIGTERM stops it cleanly: the last checkpoint is saved and the status becomes `cancelled`.
-    Any other failure leaves status `failed` with the reason, and the log.
+    Any other failure leaves status `failed` with the reason, and the log (plmcore.runs.lifecycle).
     """
     run = RunDir(run_dir).require()
-    handler = _setup_logging(run)
-    stop = {"flag": False}
-
-    def on_term(signum, frame):
-        stop["flag"] = True
-        log.info("Stop requested (signal %d); saving a checkpoint", signum)
-
-    previous = signal.signal(signal.SIGTERM, on_term) if _main_thread() else None
-    run.write_status("running", pid=os.getpid(), pid_started=process_started(os.getpid()), started_at=time.time(),
-                     ended_at=None, error=None, exit_code=None)
-    try:
-        status = _train(run, run.config(), resume, stop, progress, trust_remote_code)
-    except Cancelled:
-        status = run.write_status("cancelled", ended_at=time.time())
-        log.info("Run cancelled; checkpoint kept in %s", run.checkpoint_dir)
-    except BaseException as exc:  # noqa: BLE001 - record every failure before re-raising
-        message = str(exc) if isinstance(exc, PlmcoreError) else f"{type(exc).__name__}: {exc}"
-        if isinstance(exc, KeyboardInterrupt):
-            message = "interrupted (Ctrl-C); the last checkpoint is kept"
-        log.error("Run failed: %s\n%s", message, traceback.format_exc())
-        run.write_status("failed", ended_at=time.time(), error=message)
-        raise
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-        logging.getLogger("plmcore").removeHandler(handler)
-        handler.close()
-    return status
-
-
-def _main_thread() -> bool:
-    import threading
-
-    return threading.current_thread() is threading.main_thread()
+    with lifecycle(run) as stop:
+        trainer = Trainer(run, run.config(), stop=stop, show_progress=progress,
+                          trust_remote_code=trust_remote_code).setup(resume)
+        trainer.fit()
+        trainer.finish()
+    return run.read_status()
 
 
 class Trainer:
@@ -449,8 +365,9 @@ class Trainer:
     # ------------------------------------------------------------------ pieces
     def predict(self, split: Encoded) -> np.ndarray:
         """Logits of the current model for one encoded split."""
-        return predict_logits(self.unwrapped, split.tokens, self.encoder, self.device,
-                              self.config.eval_batch_tokens, self.accelerator.autocast)
+        self.unwrapped.eval()
+        return inference.run(self.unwrapped, split.tokens, self.encoder, self.device,
+                             max_tokens=self.config.eval_batch_tokens, autocast=self.accelerator.autocast)
 
     def evaluate(self, split: Encoded) -> dict:
         logits = self.predict(split)
@@ -596,8 +513,8 @@ class Trainer:
         model.eval()
         tokens = self.encoder.encode(sequences)
         with model.backbone.disable_adapter():
-            return batched_outputs(model.embed, tokens, self.encoder, self.device, self.config.eval_batch_tokens,
-                                   self.accelerator.autocast)
+            return inference.run(model.embed, tokens, self.encoder, self.device,
+                                 max_tokens=self.config.eval_batch_tokens, autocast=self.accelerator.autocast)
 
     def finish(self) -> dict:
         """Best model: threshold and calibration on val, test report, leakage, baselines, verdict, status."""
@@ -625,14 +542,6 @@ class Trainer:
         log.info("Finished in %.1f s", duration)
         return run.write_status("finished", ended_at=time.time(), step=state["step"], stage=None,
                                 duration_s=round(duration, 2), **result)
-
-
-def _train(run: RunDir, config: TrainConfig, resume: bool, stop: dict, show_progress: bool,
-           trust_remote_code: bool) -> dict:
-    trainer = Trainer(run, config, stop=stop, show_progress=show_progress,
-                      trust_remote_code=trust_remote_code).setup(resume)
-    trainer.fit()
-    return trainer.finish()
 
 
 def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False,

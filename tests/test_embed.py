@@ -11,6 +11,7 @@ from plmcore.embed import (
     cached_embeddings,
     embed_to_hdf5,
     exact_knn,
+    hdf5_bytes,
     project,
     read_hdf5,
     save_embeddings,
@@ -37,10 +38,17 @@ def test_batched_embeddings_equal_one_at_a_time_in_input_order(embedder):
 def test_hdf5_and_npy_round_trip(embedder, tmp_path):
     X = embedder.embed(SEQS)
     ids = [f"sp|P{i}|X/Y" for i in range(len(SEQS))]
-    save_embeddings(tmp_path / "e.h5", ids, X)
+    save_embeddings(tmp_path / "e.h5", ids, X, model_name="tiny")
     got_ids, got = read_hdf5(tmp_path / "e.h5")
-    order = [got_ids.index(i.replace("/", "_")) for i in ids]
-    np.testing.assert_allclose(got[order], X)
+    assert got_ids == ids  # input order, and the '/' in the ids restored
+    np.testing.assert_allclose(got, X)
+    import h5py
+
+    with h5py.File(tmp_path / "e.h5") as f:  # the layout ProtSpace reads
+        assert f.attrs["model_name"] == "tiny"
+        assert all("/" not in name and f[name].shape == (32,) and f[name].dtype == np.float32 for name in f)
+        assert "sp|P0|X%2FY" in f
+    assert hdf5_bytes(ids, X, "tiny")[:8] == b"\x89HDF\r\n\x1a\n"
     save_embeddings(tmp_path / "e.npy", ids, X)
     np.testing.assert_allclose(np.load(tmp_path / "e.npy"), X)
     assert (tmp_path / "e.ids.txt").read_text().split() == ids
