@@ -551,10 +551,12 @@ def _parse_fasta(
             if piece.startswith(">"):
                 mode, header, header_length = "header", [], 0
             elif piece and not len(records):
+                fastq = piece[0] == "@"
                 raise DataError(
                     f"{name}:{lineno}: text before the first '>' header ({_preview(piece.strip())}). "
                     "A FASTA file starts with a header line such as '>P12345 LABEL=1' followed by "
                     "the sequence. Add a header line or remove that text."
+                    + (" An '@' line starts a FASTQ read (DNA with qualities), not a protein." if fastq else "")
                 )
             elif piece:
                 mode = "sequence"
@@ -621,7 +623,7 @@ def _parse_delimited(
     extra: dict[str, list[str]] = {}  # the columns plmcore does not use, kept as they are
     try:
         for row in reader:
-            start = linenos[0]
+            start, end = linenos[0], linenos[-1]
             linenos.clear()
             if not any(cell.strip() for cell in row):
                 continue
@@ -649,6 +651,12 @@ def _parse_delimited(
                 row_label = cells[index[lab_col]].strip() or None
             else:
                 row_label = str(label).strip() if label_source == "fixed" else None
+            if end > start and delimiter in cells[index[seq_col]]:
+                raise DataError(
+                    f"{name}:{start}: the sequence of record '{record_id}' runs on to line {end} "
+                    "and holds the delimiter: a quote (\") opened on that row is not closed. "
+                    "Close or remove it."
+                )
             records.add(record_id, cells[index[seq_col]], row_label, start)
             for col, values in extra.items():
                 values.append(cells[index[col]])
@@ -882,8 +890,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _all_carry(n: int) -> str:
-    return "The only labelled record carries" if n == 1 else f"All {n} labelled records carry"
+def _all_carry(n: int, locations: list[str | None]) -> str:
+    where = _in_files(locations)
+    return f"The only labelled record{where} carries" if n == 1 else f"All {n} labelled records{where} carry"
+
+
+def _in_files(locations: list[str | None]) -> str:
+    """' in a.fasta': the files of the records, for a message about the whole table."""
+    files = list(dict.fromkeys(loc.rsplit(":", 1)[0] for loc in locations if loc))
+    if not files:
+        return ""
+    more = f" and {len(files) - _MAX_NAMED} more files" if len(files) > _MAX_NAMED else ""
+    return f" in {', '.join(files[:_MAX_NAMED])}{more}"
 
 
 def _invalid_hint(chars: set[str]) -> str:
@@ -1094,7 +1112,7 @@ def validate(
                 Issue(
                     "error",
                     "single_class",
-                    f"{_all_carry(len(present))} the "
+                    f"{_all_carry(len(present), locations)} the "
                     f"{'class' if len(classes) == 1 else 'classes'} {found}; training needs at "
                     f"least {min_classes} classes. Add records of another class (e.g. "
                     "negatives), or check that the labels were read from the right header tag "
@@ -1234,7 +1252,7 @@ def _regression_issue(labels: list[str | None], locations: list[str | None]) -> 
     return Issue(
         "error",
         "regression_target",
-        f"The labels look like continuous numbers ({len(distinct)} distinct values from "
+        f"The labels{_in_files(locations)} look like continuous numbers ({len(distinct)} distinct values from "
         f"{values.min():g} to {values.max():g}, e.g. {example}); regression is not supported, "
         "only classification. Bin the values into classes, e.g. with a threshold "
         f"(label 1 if value >= {median:g} else 0), and load the file again.",
