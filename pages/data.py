@@ -1,6 +1,5 @@
 """Data: load labelled sequences, check them, look at them, and choose the split."""
 
-import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -16,13 +15,6 @@ from plmcore.splits import make_split
 st.title("Data")
 st.caption("Labelled sequences for training: upload them, check them, and choose how to split them.")
 store = ui.datasets()
-
-
-def _save_upload(upload) -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="plm-upload-"))
-    path = folder / Path(upload.name).name
-    path.write_bytes(upload.getvalue())
-    return path
 
 
 def _show_report(report: D.ValidationReport, what: str) -> None:
@@ -51,9 +43,8 @@ def _label_choice(upload, key: str) -> dict:
     """Where labels come from for one uploaded file: header tags (FASTA) or a column (tables)."""
     name = upload.name.lower().removesuffix(".gz")
     if name.endswith((".csv", ".tsv", ".tab", ".txt")):
-        path = _save_upload(upload)
         try:
-            columns = list(D.read_table(path, label_source="none").columns)
+            columns = list(ui.read_upload(upload, label_source="none").columns)
         except Exception:  # the full read below reports the problem properly
             columns = []
         columns = [c for c in columns if c not in ("source",)] or ["label"]
@@ -82,23 +73,22 @@ def add_dataset() -> None:
         name = st.text_input("Dataset name", key="data_name", placeholder="e.g. dephos Y windows")
         if how == "Upload a file":
             upload = st.file_uploader("FASTA, CSV or TSV (plain or .gz)", key="data_upload",
-                                      type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+                                      type=ui.UPLOAD_TYPES)
             test_upload = st.file_uploader("Optional: a separate test file (same format)", key="data_test_upload",
-                                           type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+                                           type=ui.UPLOAD_TYPES)
             if upload is None:
                 return
             labels = _label_choice(upload, "data_labels")
             if st.button("Check and save", key="data_save", type="primary"):
-                report = D.validate(D.read_table(_save_upload(upload), display_name=upload.name, **labels))
+                report = D.validate(ui.read_upload(upload, **labels))
                 test_report = None
                 if test_upload is not None:
-                    test_report = D.validate(D.read_table(_save_upload(test_upload), display_name=test_upload.name,
-                                                          **labels), min_classes=1)
+                    test_report = D.validate(ui.read_upload(test_upload, **labels), min_classes=1)
                 _finish(name or Path(upload.name).stem, report, test_report,
                         {"files": [upload.name] + ([test_upload.name] if test_upload else []), **labels})
         elif how == "One file per class":
             uploads = st.file_uploader("One FASTA per class", key="data_class_uploads", accept_multiple_files=True,
-                                       type=["fasta", "fa", "faa", "fas", "gz", "txt"])
+                                       type=ui.UPLOAD_TYPES)
             if not uploads:
                 return
             classes = {}
@@ -108,8 +98,9 @@ def add_dataset() -> None:
             if st.button("Check and save", key="data_save_classes", type="primary"):
                 if len(classes) != len(uploads):
                     ui.fail("Two files have the same class name; give each file its own class.")
-                paths = {c: _save_upload(up) for c, up in classes.items()}
-                table = D.read_labelled_files(paths, display_names={c: up.name for c, up in classes.items()})
+                with ui.upload_paths(*classes.values()) as paths:
+                    table = D.read_labelled_files(dict(zip(classes, paths)),
+                                                  display_names={c: up.name for c, up in classes.items()})
                 _finish(name or "per-class dataset", D.validate(table), None,
                         {"files": [up.name for up in uploads], "label_source": "files"})
         else:
@@ -192,12 +183,12 @@ def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None
         st.success("Split saved" + (f" (clustering: {info['tool']})." if info.get("tool") else "."))
     with st.expander("Attach or replace a separate test file"):
         up = st.file_uploader("Test file (same format as the dataset)", key="data_attach_test",
-                              type=["fasta", "fa", "faa", "fas", "csv", "tsv", "tab", "txt", "gz"])
+                              type=ui.UPLOAD_TYPES)
         if up is not None and st.button("Check and attach", key="data_attach_go"):
             labels = {k: v for k, v in ds.meta.items() if k in ("label_source", "label_column")}
             if labels.get("label_source") not in ("header", "column"):
                 labels = {"label_source": "header"}
-            report = D.validate(D.read_table(_save_upload(up), display_name=up.name, **labels), min_classes=1)
+            report = D.validate(ui.read_upload(up, **labels), min_classes=1)
             _show_report(report, "Test file")
             if report.ok:
                 store.save(ds.name, table, test=report.table, meta={k: v for k, v in ds.meta.items()

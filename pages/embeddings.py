@@ -9,6 +9,7 @@ from plmcore import figures as F
 from plmcore import ui
 from plmcore.config import TrainConfig
 from plmcore.embed import PROJECTIONS, EmbeddingCache, cached_embeddings, hdf5_bytes, project
+from plmcore.errors import LabelError
 from plmcore.runs import RunDir
 
 st.title("Embeddings")
@@ -36,11 +37,14 @@ def choose_models() -> list[tuple[str, str, RunDir | None]]:
 def choose_sequences() -> pd.DataFrame | None:
     how = st.radio("Sequences", ["From a dataset", "Upload a FASTA file"], key="emb_data", horizontal=True)
     if how == "Upload a FASTA file":
-        up = st.file_uploader("FASTA (labels in headers are optional)", key="emb_upload",
-                              type=["fasta", "fa", "faa", "fas", "txt", "gz"])
+        up = st.file_uploader("FASTA, or a table with a sequence column (labels are optional)", key="emb_upload",
+                              type=ui.UPLOAD_TYPES)
         if up is None:
             return None
-        table = D.parse_fasta_text(up.getvalue().decode("utf-8", errors="replace"), display_name=up.name)
+        try:  # labels colour the projection when the file has them (FASTA header tags, a label column)
+            table = ui.read_upload(up, label_source="header")
+        except LabelError:
+            table = ui.read_upload(up, label_source="none")
         report = D.validate(table, require_labels=False, min_classes=1)
         report.raise_for_errors()
         frame = report.table

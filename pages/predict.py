@@ -19,15 +19,8 @@ def read_input():
         text = st.text_area("FASTA (or one sequence per line)", key="pred_text", height=160,
                             placeholder=">my_protein\nMSEQ...")
         return D.parse_fasta_text(text) if text.strip() else None
-    up = st.file_uploader("FASTA file", type=["fasta", "fa", "faa", "fas", "txt", "gz"], key="pred_upload")
-    if up is None:
-        return None
-    import tempfile
-    from pathlib import Path
-
-    path = Path(tempfile.mkdtemp(prefix="plm-pred-")) / Path(up.name).name
-    path.write_bytes(up.getvalue())
-    return D.read_table(path, label_source="none", display_name=up.name)
+    up = st.file_uploader("FASTA file (or a table with a sequence column)", type=ui.UPLOAD_TYPES, key="pred_upload")
+    return None if up is None else ui.read_upload(up, label_source="none")
 
 
 def page() -> None:

@@ -8,17 +8,21 @@ columns of an uploaded table and, after :func:`split_table`, ``split``.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import gzip
 import io
+import itertools
 import math
 import os
 import re
 import warnings
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -30,6 +34,7 @@ from plmcore.errors import (
     DataError,
     DuplicateIdError,
     EmptyInputError,
+    InputTooLargeError,
     InvalidSequenceError,
     LabelError,
     RegressionTargetError,
@@ -37,6 +42,7 @@ from plmcore.errors import (
     SequenceTooLongError,
     SingleClassError,
 )
+from plmcore.limits import Limits, MiB, env_name, limits
 
 __all__ = [
     "AMINO_ACIDS",
@@ -251,6 +257,11 @@ def read_table(
 ) -> pd.DataFrame:
     """Read a FASTA, CSV or TSV file (optionally gzipped) into a raw, unvalidated table.
 
+    The file is read as a stream, line by line, and refused with :class:`InputTooLargeError`
+    as soon as it passes one of the limits of :func:`plmcore.limits.limits` (text size,
+    table columns and cells, records, residues in one record), so memory stays bounded
+    whatever the file holds.
+
     Args:
         path: the file; its type comes from the extension, else from its content.
         label_source: "header" (FASTA header tag; for tables the same as "column"),
@@ -267,27 +278,26 @@ def read_table(
     name = display_name or str(path)
     if not path.is_file():
         raise DataError(f"File not found: {name}. Check the path, or upload the file again.")
-    text = _read_text(path, name)
-    kind = _file_kind(path, text)
-    if kind == "fasta":
-        if label_source == "column":
-            raise ConfigError(
-                f"label_source='column' does not apply to the FASTA file {name}: FASTA has no "
-                "columns. Use label_source='header' (a 'LABEL=<class>' tag in each header), "
-                "'fixed' (one file per class) or 'none'."
-            )
-        table = _parse_fasta(text, name, label_source=label_source, label=label)
-    else:
-        table = _parse_delimited(
-            text,
-            name,
-            delimiter=kind,
-            label_source=label_source,
-            label_column=label_column,
-            id_column=id_column,
-            sequence_column=sequence_column,
-            label=label,
-        )
+    lim = limits()
+    options = dict(
+        label_source=label_source,
+        label_column=label_column,
+        id_column=id_column,
+        sequence_column=sequence_column,
+        label=label,
+    )
+    encoding = _sniff_encoding(path, name, lim)
+    try:
+        table = _read_file(path, name, encoding, lim, **options)
+    except UnicodeDecodeError as exc:
+        if encoding != "utf-8-sig":
+            raise DataError(
+                f"{name} starts like {encoding} text but cannot be decoded as such ({exc.reason}). "
+                "Save it again as UTF-8 text (in Excel: 'CSV UTF-8') and upload that."
+            ) from exc
+        # Spreadsheets on Windows save cp1252; latin-1 decodes any byte, and stray
+        # non-ASCII characters in sequences are then reported by validate().
+        table = _read_file(path, name, "latin-1", lim, **options)
     if table.empty:
         raise EmptyInputError(
             f"{name} holds no records. Upload a FASTA file ('>id LABEL=<class>' header lines "
@@ -313,36 +323,146 @@ def _check_label_source(label_source: str, label: str | None) -> None:
         )
 
 
-def _read_text(path: Path, name: str) -> str:
-    data = path.read_bytes()
-    if data[:2] == b"\x1f\x8b":  # gzip magic, whatever the extension says
+def _read_file(path: Path, name: str, encoding: str, lim: Limits, **options: Any) -> pd.DataFrame:
+    with _open_text(path, name, encoding, lim) as stream:
+        first, pieces = _first_text(_pieces(stream))
+        kind = _file_kind(path, first)
+        if kind != "fasta":
+            return _parse_delimited(pieces, name, delimiter=kind, lim=lim, **options)
+        if options["label_source"] == "column":
+            raise ConfigError(
+                f"label_source='column' does not apply to the FASTA file {name}: FASTA has no "
+                "columns. Use label_source='header' (a 'LABEL=<class>' tag in each header), "
+                "'fixed' (one file per class) or 'none'."
+            )
+        return _parse_fasta(
+            pieces, name, label_source=options["label_source"], label=options["label"], lim=lim
+        )
+
+
+# --------------------------------------------------------------------------- bounded text
+
+_GZIP_MAGIC = b"\x1f\x8b"
+_ZIP_MAGIC = b"PK\x03\x04"
+_UTF16_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_SNIFF_BYTES = 4096
+# Lines are read this many characters at a time, so one long line never has to be held whole.
+_PIECE = 1 << 20
+
+# One piece of a line: its line number, its text (without the newline), whether the line ends there.
+_Piece = tuple[int, str, bool]
+
+
+class _CappedBytes(io.RawIOBase):
+    """The bytes of a file, inflated as they are read when it is gzip; refused past the input limit."""
+
+    def __init__(self, raw: BinaryIO, name: str, cap: int):
+        self._name, self._cap, self._total = name, cap, 0
+        self._gzip = raw.read(2) == _GZIP_MAGIC  # whatever the extension says
+        raw.seek(0)
+        if self._gzip:
+            self._source: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb")  # type: ignore[assignment]
+            return
+        self._source = raw
+        size = os.fstat(raw.fileno()).st_size
+        if size > cap:
+            raise InputTooLargeError(
+                f"{name} is {_size(size)}, more than the limit of {_size(cap)} for one file. "
+                f"Split it into smaller files, or ask the administrator to raise "
+                f"{env_name('input_bytes')}."
+            )
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
         try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError) as exc:
+            n = self._source.readinto(buffer)
+        except (OSError, EOFError, zlib.error) as exc:
+            if not self._gzip:
+                raise
             raise DataError(
-                f"{name} looks gzip-compressed but cannot be decompressed ({exc}). "
+                f"{self._name} looks gzip-compressed but cannot be decompressed ({exc}). "
                 "Upload the file again or upload it uncompressed."
             ) from exc
-    if b"\x00" in data[:4096]:
-        raise DataError(
-            f"{name} is a binary file, not text (an Excel workbook or a zip archive?). "
-            "Save it as FASTA, CSV or TSV text and upload that."
+        self._total += n
+        if self._total > self._cap:
+            raise InputTooLargeError(
+                f"{self._name} inflates to more than {_size(self._cap)} of text, the limit for one "
+                "file (it is gzip-compressed; it was refused while being read). Split it into "
+                f"smaller files, or ask the administrator to raise {env_name('input_bytes')}."
+            )
+        return n
+
+
+def _size(n: int) -> str:
+    return f"{n / MiB:,.0f} MiB" if n >= MiB else f"{n:,} bytes"
+
+
+@contextmanager
+def _open_text(path: Path, name: str, encoding: str, lim: Limits) -> Iterator[io.TextIOWrapper]:
+    """The decoded text of a file; universal newlines, as spreadsheets and editors write them."""
+    with path.open("rb") as raw:
+        data = io.BufferedReader(_CappedBytes(raw, name, lim.input_bytes))
+        with io.TextIOWrapper(data, encoding=encoding, newline=None) as text:
+            yield text
+
+
+def _sniff_encoding(path: Path, name: str, lim: Limits) -> str:
+    """The text encoding of a file, judged from its first bytes; binary files are refused."""
+    with _open_text(path, name, "latin-1", lim) as text:
+        head = text.buffer.read(_SNIFF_BYTES)
+    if head.startswith(_UTF16_BOMS):  # Excel's "Unicode text"
+        return "utf-16"
+    if head.startswith(_ZIP_MAGIC) or b"\x00" in head:
+        kind = "a zip archive or an Excel .xlsx workbook" if head.startswith(_ZIP_MAGIC) else (
+            "an Excel workbook, a zip archive, or text saved as UTF-16 without a byte-order mark?"
         )
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        # Spreadsheets on Windows save cp1252; latin-1 decodes any byte, and stray
-        # non-ASCII characters in sequences are then reported by validate().
-        return data.decode("latin-1")
+        raise DataError(
+            f"{name} is a binary file, not text ({kind}). Save it as FASTA, CSV or TSV text "
+            "and upload that."
+        )
+    return "utf-8-sig"
 
 
-def _file_kind(path: Path, text: str) -> str:
-    """Return "fasta" or the delimiter of a table."""
+def _pieces(stream: io.TextIOBase) -> Iterator[_Piece]:
+    """Every line of a text stream, in pieces of at most _PIECE characters."""
+    lineno, piece = 1, stream.readline(_PIECE)
+    while piece:
+        following = stream.readline(_PIECE)
+        ends = piece.endswith("\n")
+        yield lineno, piece[:-1] if ends else piece, ends or not following
+        lineno += ends
+        piece = following
+
+
+def _first_text(pieces: Iterator[_Piece]) -> tuple[str, Iterator[_Piece]]:
+    """The first piece holding text, and the pieces from it on (blank lines before it dropped)."""
+    for piece in pieces:
+        if piece[1].strip():
+            return piece[1], itertools.chain([piece], pieces)
+    return "", iter(())
+
+
+def _max_line(lim: Limits) -> int:
+    """The longest line held whole (a FASTA header, a table row): a sequence and 1 Mi characters."""
+    return lim.record_residues + _PIECE
+
+
+def _line_too_long(name: str, lineno: int, lim: Limits, what: str) -> InputTooLargeError:
+    return InputTooLargeError(
+        f"{name}:{lineno}: {what} is longer than {_max_line(lim):,} characters. Check that the file "
+        "has line breaks and that quotes are closed; a record may hold at most "
+        f"{lim.record_residues:,} residues ({env_name('record_residues')})."
+    )
+
+
+def _file_kind(path: Path, first: str) -> str:
+    """Return "fasta" or the delimiter of a table, from the extension or the first line of text."""
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     suffix = suffixes[-1] if suffixes else ""
-    first = _first_nonblank_line(text)
     if suffix in FASTA_SUFFIXES:
         return "fasta"
     if suffix in TSV_SUFFIXES:
@@ -357,48 +477,106 @@ def _file_kind(path: Path, text: str) -> str:
     return best if counts[best] else ","
 
 
-def _first_nonblank_line(text: str) -> str:
-    for line in _lines(text):
-        if line.strip():
-            return line
-    return ""
+class _Records:
+    """Records as they are read from one input, refused as soon as they pass a limit."""
 
+    def __init__(self, name: str, lim: Limits):
+        self.name, self.lim = name, lim
+        self.ids: list[str] = []
+        self.sequences: list[str] = []
+        self.labels: list[str | None] = []
+        self.sources: list[str] = []
+        self._parts: list[str] = []  # residues of the record being read
+        self._length = 0
 
-def _lines(text: str) -> list[str]:
-    # str.splitlines also breaks on form feeds and other separators editors do not count.
-    return text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    def __len__(self) -> int:
+        return len(self.ids)
 
-
-def _parse_fasta(text: str, name: str, *, label_source: str, label: str | None) -> pd.DataFrame:
-    ids: list[str] = []
-    labels: list[str | None] = []
-    sources: list[str] = []
-    chunks: list[list[str]] = []
-    for lineno, raw in enumerate(_lines(text), start=1):
-        line = raw.strip()
-        if not line:
-            continue
-        if line.startswith(">"):
-            record_id, header_label = parse_header_label(line[1:])
-            ids.append(record_id or f"seq{len(ids) + 1}")
-            if label_source == "header":
-                labels.append(header_label)
-            elif label_source == "fixed":
-                labels.append(str(label).strip())
-            else:
-                labels.append(None)
-            sources.append(f"{name}:{lineno}")
-            chunks.append([])
-        elif not ids:
-            raise DataError(
-                f"{name}:{lineno}: text before the first '>' header ({_preview(line)}). "
-                "A FASTA file starts with a header line such as '>P12345 LABEL=1' followed by "
-                "the sequence. Add a header line or remove that text."
+    def start(self, record_id: str, label: str | None, lineno: int) -> None:
+        """Begin a record at line `lineno`; its residues follow through add_residues()."""
+        self._close()
+        if len(self.ids) >= self.lim.records:
+            env = env_name("records")
+            raise InputTooLargeError(
+                f"{self.name}:{lineno}: more than {self.lim.records:,} records (FASTA entries or "
+                f"table rows), the limit for one file ({env}). Split the file into smaller ones, "
+                f"or ask the administrator to raise {env}."
             )
-        else:
-            chunks[-1].append(line)
-    sequences = ["".join("".join(parts).split()) for parts in chunks]
-    return _raw_frame(ids, sequences, labels, sources)
+        self.ids.append(record_id or f"seq{len(self.ids) + 1}")
+        self.labels.append(label)
+        self.sources.append(f"{self.name}:{lineno}")
+
+    def add_residues(self, text: str) -> None:
+        """Add sequence text (whitespace is dropped) to the record being read."""
+        chunk = "".join(text.split())
+        if not chunk:
+            return
+        self._length += len(chunk)
+        if self._length > self.lim.record_residues:
+            env = env_name("record_residues")
+            raise InputTooLargeError(
+                f"{self.sources[-1]}: record '{self.ids[-1]}' has more than "
+                f"{self.lim.record_residues:,} residues, the limit for one record ({env}). Models "
+                "read a few thousand residues at most: cut the sequence into windows or domains "
+                f"(one record each), or ask the administrator to raise {env}."
+            )
+        self._parts.append(chunk)
+
+    def add(self, record_id: str, sequence: str, label: str | None, lineno: int) -> None:
+        """Add a whole record."""
+        self.start(record_id, label, lineno)
+        self.add_residues(sequence)
+        self._close()
+
+    def frame(self, extra: dict[str, list[str]] | None = None) -> pd.DataFrame:
+        self._close()
+        return _raw_frame(self.ids, self.sequences, self.labels, self.sources, extra)
+
+    def _close(self) -> None:
+        if len(self.sequences) < len(self.ids):
+            self.sequences.append("".join(self._parts))
+        self._parts, self._length = [], 0
+
+
+def _parse_fasta(
+    pieces: Iterable[_Piece], name: str, *, label_source: str, label: str | None, lim: Limits
+) -> pd.DataFrame:
+    records = _Records(name, lim)
+    mode = ""  # of the current line: "" while blank so far, then "header" or "sequence"
+    header: list[str] = []
+    header_length = 0
+    for lineno, piece, ends in pieces:
+        if not mode:
+            piece = piece.lstrip()
+            if piece.startswith(">"):
+                mode, header, header_length = "header", [], 0
+            elif piece and not len(records):
+                fastq = piece[0] == "@"
+                raise DataError(
+                    f"{name}:{lineno}: text before the first '>' header ({_preview(piece.strip())}). "
+                    "A FASTA file starts with a header line such as '>P12345 LABEL=1' followed by "
+                    "the sequence. Add a header line or remove that text."
+                    + (" An '@' line starts a FASTQ read (DNA with qualities), not a protein." if fastq else "")
+                )
+            elif piece:
+                mode = "sequence"
+        if mode == "header":
+            header.append(piece)
+            header_length += len(piece)
+            if header_length > _max_line(lim):
+                raise _line_too_long(name, lineno, lim, "this header line")
+        elif mode == "sequence":
+            records.add_residues(piece)
+        if ends:
+            if mode == "header":
+                record_id, header_label = parse_header_label("".join(header)[1:])
+                if label_source == "fixed":
+                    header_label = str(label).strip()
+                elif label_source != "header":
+                    header_label = None
+                records.start(record_id, header_label, lineno)
+            mode = ""
+    return records.frame()
 
 
 def _preview(text: str, limit: int = 40) -> str:
@@ -425,7 +603,7 @@ def _raw_frame(
 
 
 def _parse_delimited(
-    text: str,
+    pieces: Iterable[_Piece],
     name: str,
     *,
     delimiter: str,
@@ -434,18 +612,23 @@ def _parse_delimited(
     id_column: str | None,
     sequence_column: str | None,
     label: str | None,
+    lim: Limits,
 ) -> pd.DataFrame:
-    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n")), delimiter=delimiter)
+    # A sequence cell may be as long as a record may be; only ever raised, never lowered.
+    csv.field_size_limit(max(csv.field_size_limit(), _max_line(lim)))
+    linenos: list[int] = []  # the lines the reader took for the row it returns
+    reader = csv.reader(_table_lines(pieces, name, delimiter, lim, linenos), delimiter=delimiter)
     header: list[str] | None = None
-    rows: list[list[str]] = []
-    row_lines: list[int] = []
-    previous_end = 0
+    records: _Records | None = None
+    extra: dict[str, list[str]] = {}  # the columns plmcore does not use, kept as they are
     try:
         for row in reader:
-            start, previous_end = previous_end + 1, reader.line_num
+            start, end = linenos[0], linenos[-1]
+            linenos.clear()
             if not any(cell.strip() for cell in row):
                 continue
             if header is None:
+                _check_columns(len(row), name, start, lim, partial=False)
                 header = _unique_names([cell.strip() for cell in row])
                 continue
             if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
@@ -454,19 +637,107 @@ def _parse_delimited(
                     f"{len(header)}. Check the delimiter ({_delimiter_name(delimiter)}) and "
                     "that text containing it is quoted."
                 )
-            rows.append((row + [""] * len(header))[: len(header)])
-            row_lines.append(start)
+            if records is None:
+                seq_col, id_col, lab_col = _choose_columns(
+                    header, name, label_source, label_column, id_column, sequence_column
+                )
+                index = {col: i for i, col in enumerate(header)}
+                extra = {col: [] for col in header if col not in (seq_col, id_col, lab_col)}
+                records = _Records(name, lim)
+            _check_cells(len(records) + 1, len(header), name, start, lim)
+            cells = (row + [""] * len(header))[: len(header)]
+            record_id = (cells[index[id_col]].strip() if id_col else "") or f"row{len(records) + 1}"
+            if lab_col is not None:
+                row_label = cells[index[lab_col]].strip() or None
+            else:
+                row_label = str(label).strip() if label_source == "fixed" else None
+            if end > start and delimiter in cells[index[seq_col]]:
+                raise DataError(
+                    f"{name}:{start}: the sequence of record '{record_id}' runs on to line {end} "
+                    "and holds the delimiter: a quote (\") opened on that row is not closed. "
+                    "Close or remove it."
+                )
+            records.add(record_id, cells[index[seq_col]], row_label, start)
+            for col, values in extra.items():
+                values.append(cells[index[col]])
     except csv.Error as exc:
         raise DataError(
-            f"{name}:{reader.line_num}: cannot read the table ({exc}). Check quoting and the "
+            f"{name}:{(linenos or ['?'])[-1]}: cannot read the table ({exc}). Check quoting and the "
             "delimiter, or save the file again as CSV from your spreadsheet program."
         ) from exc
-    if header is None or not rows:
+    if records is None:
         raise EmptyInputError(
             f"{name} holds no records{' (only a header line)' if header else ''}. Upload a table "
             "with a header line and one row per sequence."
         )
+    # Keep an unused column that clashes with ours under a new name, never drop it.
+    return records.frame({f"{col}_original" if col in BASE_COLUMNS else col: v for col, v in extra.items()})
 
+
+def _table_lines(
+    pieces: Iterable[_Piece], name: str, delimiter: str, lim: Limits, linenos: list[int]
+) -> Iterator[str]:
+    """Whole lines of a table for csv.reader; the header is refused once it has too many columns."""
+    parts: list[str] = []
+    length = 0
+    delimiters = 0
+    in_header = True
+    for lineno, piece, ends in pieces:
+        parts.append(piece)
+        length += len(piece)
+        if in_header:
+            delimiters += piece.count(delimiter)
+            if delimiters >= lim.table_columns:  # count exactly only when it may matter
+                _check_columns(_count_fields("".join(parts), delimiter), name, lineno, lim, partial=not ends)
+        if length > _max_line(lim):
+            raise _line_too_long(name, lineno, lim, "this line")
+        if ends:
+            line = "".join(parts)
+            in_header = in_header and not line.strip()
+            parts, length = [], 0
+            linenos.append(lineno)
+            yield line + "\n"
+
+
+def _count_fields(text: str, delimiter: str) -> int:
+    try:
+        return len(next(csv.reader([text], delimiter=delimiter), []))
+    except csv.Error:
+        return text.count(delimiter) + 1
+
+
+def _check_columns(n: int, name: str, lineno: int, lim: Limits, *, partial: bool) -> None:
+    if n <= lim.table_columns:
+        return
+    env = env_name("table_columns")
+    raise InputTooLargeError(
+        f"{name}:{lineno}: the header line has {'at least ' if partial else ''}{n:,} columns, more "
+        f"than the limit of {lim.table_columns:,} ({env}). A table for plmcore needs a sequence "
+        "column, a label column and perhaps a few others: check the delimiter, keep only the "
+        f"columns you need, or ask the administrator to raise {env}."
+    )
+
+
+def _check_cells(rows: int, columns: int, name: str, lineno: int, lim: Limits) -> None:
+    if rows * columns <= lim.table_cells:
+        return
+    env = env_name("table_cells")
+    raise InputTooLargeError(
+        f"{name}:{lineno}: the table passes {lim.table_cells:,} cells ({rows:,} rows of {columns} "
+        f"columns), the limit for one table ({env}). Keep only the columns you need, split the "
+        f"file into smaller ones, or ask the administrator to raise {env}."
+    )
+
+
+def _choose_columns(
+    header: list[str],
+    name: str,
+    label_source: str,
+    label_column: str | None,
+    id_column: str | None,
+    sequence_column: str | None,
+) -> tuple[str, str | None, str | None]:
+    """The sequence, id and label columns of a table (id and label may be None)."""
     lower = {col.lower(): col for col in reversed(header)}
     seq_col = _pick_column(header, lower, sequence_column, SEQUENCE_COLUMNS, name, "sequence")
     if seq_col is None:
@@ -484,29 +755,7 @@ def _parse_delimited(
                 "that holds the classes with label_column=..., name it 'label', or read the "
                 "file without labels (label_source='none')."
             )
-
-    index = {col: i for i, col in enumerate(header)}
-    used = {col for col in (seq_col, id_col, lab_col) if col is not None}
-    ids = [
-        (row[index[id_col]].strip() if id_col else "") or f"row{n}"
-        for n, row in enumerate(rows, start=1)
-    ]
-    sequences = ["".join(row[index[seq_col]].split()) for row in rows]
-    if lab_col is not None:
-        labels: list[str | None] = [row[index[lab_col]].strip() or None for row in rows]
-    elif label_source == "fixed":
-        labels = [str(label).strip()] * len(rows)
-    else:
-        labels = [None] * len(rows)
-    sources = [f"{name}:{line}" for line in row_lines]
-    extra: dict[str, list[str]] = {}
-    for col in header:
-        if col in used:
-            continue
-        # Keep an unused column that clashes with ours under a new name, never drop it.
-        key = f"{col}_original" if col in BASE_COLUMNS else col
-        extra[key] = [row[index[col]] for row in rows]
-    return _raw_frame(ids, sequences, labels, sources, extra)
+    return seq_col, id_col, lab_col
 
 
 def _unique_names(names: list[str]) -> list[str]:
@@ -574,20 +823,31 @@ def read_labelled_files(
 
 
 def parse_fasta_text(text: str, *, display_name: str = "pasted") -> pd.DataFrame:
-    """Read pasted FASTA text; text without any '>' is one sequence per non-empty line."""
+    """Read pasted FASTA text; text without any '>' is one sequence per non-empty line.
+
+    The limits of :func:`plmcore.limits.limits` apply as they do to files.
+    """
+    lim = limits()
+    if len(text) > lim.input_bytes:
+        raise InputTooLargeError(
+            f"{display_name}: {len(text):,} characters, more than the limit of "
+            f"{_size(lim.input_bytes)} for one input. Upload the sequences as files of that size "
+            f"or less, or ask the administrator to raise {env_name('input_bytes')}."
+        )
+    pieces = _pieces(io.StringIO(text, newline=None))
     if ">" in text:
-        table = _parse_fasta(text, display_name, label_source="header", label=None)
+        table = _parse_fasta(pieces, display_name, label_source="header", label=None, lim=lim)
     else:
-        ids: list[str] = []
-        sequences: list[str] = []
-        sources: list[str] = []
-        for lineno, line in enumerate(_lines(text), start=1):
-            sequence = "".join(line.split())
-            if sequence:
-                ids.append(f"seq{len(ids) + 1}")
-                sequences.append(sequence)
-                sources.append(f"{display_name}:{lineno}")
-        table = _raw_frame(ids, sequences, [None] * len(ids), sources)
+        records = _Records(display_name, lim)
+        in_sequence = False
+        for lineno, piece, ends in pieces:
+            if not in_sequence and piece.strip():
+                records.start("", None, lineno)
+                in_sequence = True
+            if in_sequence:
+                records.add_residues(piece)
+            in_sequence = in_sequence and not ends
+        table = records.frame()
     if table.empty:
         raise EmptyInputError(
             f"{display_name}: no sequences found. Paste FASTA records ('>id' lines followed by "
@@ -630,8 +890,18 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def _all_carry(n: int) -> str:
-    return "The only labelled record carries" if n == 1 else f"All {n} labelled records carry"
+def _all_carry(n: int, locations: list[str | None]) -> str:
+    where = _in_files(locations)
+    return f"The only labelled record{where} carries" if n == 1 else f"All {n} labelled records{where} carry"
+
+
+def _in_files(locations: list[str | None]) -> str:
+    """' in a.fasta': the files of the records, for a message about the whole table."""
+    files = list(dict.fromkeys(loc.rsplit(":", 1)[0] for loc in locations if loc))
+    if not files:
+        return ""
+    more = f" and {len(files) - _MAX_NAMED} more files" if len(files) > _MAX_NAMED else ""
+    return f" in {', '.join(files[:_MAX_NAMED])}{more}"
 
 
 def _invalid_hint(chars: set[str]) -> str:
@@ -842,7 +1112,7 @@ def validate(
                 Issue(
                     "error",
                     "single_class",
-                    f"{_all_carry(len(present))} the "
+                    f"{_all_carry(len(present), locations)} the "
                     f"{'class' if len(classes) == 1 else 'classes'} {found}; training needs at "
                     f"least {min_classes} classes. Add records of another class (e.g. "
                     "negatives), or check that the labels were read from the right header tag "
@@ -982,7 +1252,7 @@ def _regression_issue(labels: list[str | None], locations: list[str | None]) -> 
     return Issue(
         "error",
         "regression_target",
-        f"The labels look like continuous numbers ({len(distinct)} distinct values from "
+        f"The labels{_in_files(locations)} look like continuous numbers ({len(distinct)} distinct values from "
         f"{values.min():g} to {values.max():g}, e.g. {example}); regression is not supported, "
         "only classification. Bin the values into classes, e.g. with a threshold "
         f"(label 1 if value >= {median:g} else 0), and load the file again.",

@@ -3,7 +3,8 @@
 A dataset is a folder ``<workspace>/datasets/<slug>/`` holding ``table.csv`` (validated
 records), optionally ``test.csv`` (a user-supplied test set) and ``split.csv`` (the chosen
 split), and ``meta.json``. Saving writes a new folder and swaps it in only when complete, so
-a failed or rejected upload never damages a dataset that is already there.
+a failed or rejected upload, a full disk or a read-only workspace never damages a dataset that
+is already there, and a name is never saved over another dataset's folder.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from plmcore import data as D
-from plmcore.errors import DataError, PlmcoreError
+from plmcore.errors import DataError, PlmcoreError, explain_os_errors
 from plmcore.runs import workspace, write_json
 
 if TYPE_CHECKING:
@@ -40,6 +41,13 @@ TUTORIAL_NAME = "GTN dephosphorylation sites (Y)"
 
 class DownloadError(PlmcoreError, OSError):
     """A file could not be fetched or failed its checksum."""
+
+
+class DatasetNameError(PlmcoreError, ValueError):
+    """A dataset name whose folder already holds another dataset."""
+
+
+WORKSPACE_SETTING = "PLMCORE_WORKSPACE"
 
 
 def slugify(name: str) -> str:
@@ -114,11 +122,17 @@ class Dataset:
         )
 
     def save_split(self, split: pd.DataFrame, settings: dict) -> None:
-        D.save_split(split, self.path / ".split.tmp.csv")
-        os.replace(self.path / ".split.tmp.csv", self.path / "split.csv")
+        """Save the chosen split and its settings; if writing fails, the split saved before stays."""
         meta = self.meta
         meta["split"] = dict(settings, counts=split["split"].value_counts().to_dict(), saved_at=time.time())
-        write_json(self.path / "meta.json", meta)
+        tmp = self.path / f".split.{os.getpid()}.{time.time_ns()}.csv"
+        try:
+            with explain_os_errors(f"save the split of the dataset '{self.name}'", self.path, WORKSPACE_SETTING):
+                D.save_split(split, tmp)
+                write_json(self.path / "meta.json", meta)
+                os.replace(tmp, self.path / "split.csv")
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def _read_table(path: Path) -> pd.DataFrame:
@@ -148,30 +162,52 @@ class DatasetStore:
 
     def save(self, name: str, table: pd.DataFrame, *, test: pd.DataFrame | None = None,
              meta: dict | None = None) -> Dataset:
-        """Save a validated table (and optional test table) under `name`, replacing it atomically."""
-        if not name.strip():
+        """Save a validated table (and optional test table) under `name`, replacing it atomically.
+
+        Saving under the name of a saved dataset replaces it. A name whose folder holds another
+        dataset (say "My-data" after "My data") is refused with DatasetNameError. If writing
+        fails (a full disk, a read-only workspace) StorageError says what to do, and the saved
+        datasets are unchanged.
+        """
+        name = name.strip()
+        if not name:
             raise DataError("the dataset needs a name; type one in the name box")
-        self.root.mkdir(parents=True, exist_ok=True)
         final = self.root / slugify(name)
+        holder = Dataset(final).name if (final / "meta.json").exists() else name
+        if holder != name:
+            raise DatasetNameError(
+                f"The name '{name}' would be stored in the folder {final}, which holds the dataset "
+                f"'{holder}'. Choose another name, or save under '{holder}' to replace that dataset."
+            )
+        with explain_os_errors(f"save the dataset '{name}'", self.root, WORKSPACE_SETTING):
+            self.root.mkdir(parents=True, exist_ok=True)
+            return self._write(final, name, table, test, meta)
+
+    def _write(self, final: Path, name: str, table: pd.DataFrame, test: pd.DataFrame | None,
+               meta: dict | None) -> Dataset:
+        """Write the dataset to a new folder, then swap it in; restore the old one if the swap fails."""
         tmp = self.root / f".{final.name}.{os.getpid()}.{time.time_ns()}"
-        tmp.mkdir()
+        old = self.root / f".{final.name}.old.{os.getpid()}.{time.time_ns()}"
         try:
+            tmp.mkdir()
             table.to_csv(tmp / "table.csv", index=False)
             if test is not None:
                 test.to_csv(tmp / "test.csv", index=False)
-            info = dict(meta or {}, name=name.strip(), saved_at=time.time(), n=len(table),
+            info = dict(meta or {}, name=name, saved_at=time.time(), n=len(table),
                         classes=D.classes_of(table["label"]), n_test=0 if test is None else len(test))
             write_json(tmp / "meta.json", info)
-            old = None
             if final.exists():
-                old = self.root / f".{final.name}.old.{time.time_ns()}"
                 os.replace(final, old)
-            os.replace(tmp, final)
-            if old:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                os.replace(tmp, final)
+            except BaseException:
+                if old.exists() and not final.exists():
+                    os.replace(old, final)
+                raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+        shutil.rmtree(old, ignore_errors=True)
         return Dataset(final)
 
     def delete(self, name: str) -> None:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import errno
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class PlmcoreError(Exception):
     """Base class for every error plmcore raises on purpose."""
@@ -55,8 +59,37 @@ class RunError(PlmcoreError, RuntimeError):
     """A run directory is missing, incomplete or in the wrong state."""
 
 
+class InputTooLargeError(DataError):
+    """A file, table or record passes one of the limits declared in plmcore.limits."""
+
+
 class StorageError(PlmcoreError, OSError):
-    """The workspace cannot be written: full disk, read-only folder or no permission."""
+    """A file cannot be written: the disk is full, or the folder is read-only or not writable."""
+
+    @classmethod
+    def from_os_error(cls, exc: OSError, doing: str, folder: object, setting: str) -> StorageError:
+        """Explain `exc`, raised while `doing` something in `folder`; `setting` names a writable alternative."""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            why = f"the disk holding {folder} is full (or your quota there is used up)"
+            fix = f"Free some space there, or set {setting} to a folder on a disk with room, then try again."
+        elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            why = f"{folder} is read-only or not writable by this server"
+            fix = f"Set {setting} to a folder this server may write to, then try again."
+        else:
+            why = f"writing in {folder} failed"
+            fix = f"Check that {folder} is on a working disk, or set {setting} to another folder, then try again."
+        return cls(f"Cannot {doing}: {why} ({exc.strerror or exc}). {fix} Data saved earlier is unchanged.")
+
+
+@contextmanager
+def explain_os_errors(doing: str, folder: object, setting: str) -> Iterator[None]:
+    """Turn an OSError raised inside into a StorageError that says what to do (see from_os_error)."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, PlmcoreError):
+            raise
+        raise StorageError.from_os_error(exc, doing, folder, setting) from exc
 
 
 class ArchiveError(RunError):

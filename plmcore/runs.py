@@ -99,11 +99,9 @@ def storage_error(exc: OSError, folder: Path) -> PlmcoreError:
     """A clear message for a workspace that cannot be written (full disk, read-only, no permission)."""
     from plmcore.errors import StorageError
 
-    return StorageError(
-        f"Cannot write to {folder} ({exc.strerror or exc}). Nothing was changed: earlier datasets and runs "
-        "are intact. Fix: free disk space, or make the folder writable, or point PLMCORE_WORKSPACE at a "
-        "writable folder, then try again."
-    )
+    if isinstance(exc, PlmcoreError):
+        return exc
+    return StorageError.from_os_error(exc, "save in the workspace", folder, "PLMCORE_WORKSPACE")
 
 
 # --------------------------------------------------------------------------- schemas
@@ -335,7 +333,9 @@ class RunDir:
     def status(self) -> dict:
         """Status, with a run whose worker died without saying so marked failed."""
         st = self.read_status()
-        if st.get("state") in ACTIVE_STATES and st.get("pid") and not worker_alive(st):
+        # a worker this process started is recorded by its reaper thread, with its exit code
+        if st.get("state") in ACTIVE_STATES and st.get("pid") and st["pid"] not in _children \
+                and not worker_alive(st):
             # re-read: the worker may have written its final state just before exiting
             st = self.read_status()
             if st.get("state") in ACTIVE_STATES:

@@ -8,17 +8,24 @@ import json
 import logging
 import os
 import re
+import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
+from plmcore import data as D
 from plmcore import runs as R
-from plmcore.errors import PlmcoreError
+from plmcore.errors import PlmcoreError, explain_os_errors
 from plmcore.models import DEFAULT_MODEL, PRESETS, RANDOM_PREFIX, TINY_PRESETS, cache_status, find_preset, pick_device
 from plmcore.runs import RunDir, active_runs, list_runs
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger("plmcore.ui")
 
@@ -142,6 +149,39 @@ def cv_root() -> Path:
     from plmcore.cv import cv_root as root
 
     return root(workspace())
+
+
+# --------------------------------------------------------------------------- uploads
+
+# What the file uploaders accept: the suffixes plmcore.data reads, plain or gzipped.
+UPLOAD_TYPES = [s.lstrip(".") for s in (*D.FASTA_SUFFIXES, *D.CSV_SUFFIXES, *D.TSV_SUFFIXES)] + ["txt", "gz"]
+
+
+@contextmanager
+def upload_paths(*uploads) -> Iterator[list[Path]]:
+    """Uploaded files written to a temporary folder, which is removed on leaving, whatever happens."""
+    doing = f"store the upload {', '.join(up.name for up in uploads)}"
+    with explain_os_errors(doing, tempfile.gettempdir(), "TMPDIR"):
+        folder = tempfile.TemporaryDirectory(prefix="plm-upload-")
+    with folder:
+        # one subfolder each, as two uploads may share a name; the browser's name keeps the suffix
+        paths = [Path(folder.name, str(i), Path(up.name).name or "upload") for i, up in enumerate(uploads)]
+        with explain_os_errors(doing, folder.name, "TMPDIR"):
+            for path, up in zip(paths, uploads):
+                path.parent.mkdir()
+                path.write_bytes(up.getbuffer())
+        yield paths
+
+
+def read_upload(upload, **kwargs) -> pd.DataFrame:
+    """An uploaded file read with plmcore.data.read_table (messages name the browser's file name).
+
+    Args:
+        upload: a Streamlit UploadedFile.
+        kwargs: read_table's options (label_source, label_column, ...).
+    """
+    with upload_paths(upload) as (path,):
+        return D.read_table(path, display_name=upload.name, **kwargs)
 
 
 # --------------------------------------------------------------------------- remembered choices

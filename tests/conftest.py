@@ -15,6 +15,13 @@ def pytest_runtest_makereport(item, call):
     setattr(item, f"rep_{report.when}", report)
 
 
+def plain(markdown: str) -> str:
+    """Markdown as the reader sees it: the app escapes user text with plmcore.ui.md."""
+    import re
+
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The shared data folder ../shared/data next to the project; skip when it is absent."""

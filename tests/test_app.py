@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
 import pytest
+from conftest import plain
 from streamlit.testing.v1 import AppTest
 
 from plmcore.config import DataSpec, TrainConfig
@@ -35,11 +35,6 @@ def app(page: str | None = None) -> AppTest:
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, at.exception
     return at
-
-
-def plain(markdown: str) -> str:
-    """Markdown as the reader sees it: the app escapes user text (plmcore.ui.md)."""
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def errors(at: AppTest) -> list[str]:

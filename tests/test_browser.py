@@ -35,7 +35,9 @@ def server(tmp_path_factory):
                     ".ci/run installs it where apt-get is allowed")
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
     port = _free_port()
-    env = dict(os.environ, PLMCORE_WORKSPACE=str(tmp_path_factory.mktemp("browser_ws")), PYTHONPATH=str(ROOT))
+    tmp = tmp_path_factory.mktemp("browser_tmp")  # the server's temp folder: uploads must not stay there
+    env = dict(os.environ, PLMCORE_WORKSPACE=str(tmp_path_factory.mktemp("browser_ws")), PYTHONPATH=str(ROOT),
+               TMPDIR=str(tmp))
     log = (tmp_path_factory.mktemp("browser_log") / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -53,7 +55,7 @@ def server(tmp_path_factory):
     else:
         proc.terminate()
         pytest.fail(f"streamlit did not start; see {log.name}")
-    yield url, Path(log.name)
+    yield url, Path(log.name), tmp
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -117,7 +119,7 @@ def on_failure(server, page, request):
 
 
 def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
-    url, _ = server
+    url, _, tmp = server
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
     page.goto(url)
     page.get_by_text("Add a dataset").wait_for()
@@ -164,3 +166,4 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
     page.screenshot(path=str(ARTIFACTS / "5_predict.png"), full_page=False)
     assert page.get_by_text("my_window").count() >= 1
+    assert not list(tmp.glob("plm-upload-*")), "an upload's temp folder was left behind"

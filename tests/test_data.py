@@ -35,6 +35,7 @@ from plmcore.errors import (
     DataError,
     DuplicateIdError,
     EmptyInputError,
+    InputTooLargeError,
     InvalidSequenceError,
     LabelError,
     RegressionTargetError,
@@ -264,6 +265,82 @@ def test_binary_upload_is_refused(tmp_path: Path) -> None:
     path.write_bytes(b"PK\x03\x04\x00\x00binary")
     with pytest.raises(DataError, match="binary file"):
         read_table(path)
+
+
+# --------------------------------------------------------------------------- limits on input
+
+
+def test_gzip_is_refused_once_it_inflates_past_the_limit(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLMCORE_MAX_INPUT_MB", "1")
+    path = tmp_path / "big.fasta.gz"
+    path.write_bytes(gzip.compress(fasta([(f"r{i} LABEL={i % 2}", SEQ_A * 40) for i in range(2000)]).encode()))
+    with pytest.raises(InputTooLargeError, match=r"big\.fasta\.gz inflates to more than 1 MiB.*PLMCORE_MAX_INPUT_MB"):
+        read_table(path)
+
+
+def test_plain_file_over_the_limit_is_refused_before_reading(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLMCORE_MAX_INPUT_MB", "1")
+    path = write(tmp_path / "big.fasta", ">a LABEL=1\n" + "A" * (2 * 1024 * 1024) + "\n")
+    with pytest.raises(InputTooLargeError, match=r"big\.fasta is 2 MiB, more than the limit of 1 MiB"):
+        read_table(path)
+
+
+def test_corrupt_gzip_is_a_data_error(tmp_path: Path) -> None:
+    path = tmp_path / "in.fasta.gz"
+    path.write_bytes(gzip.compress(fasta([("a LABEL=1", SEQ_A)] * 50).encode())[:-30])
+    with pytest.raises(DataError, match=r"in\.fasta\.gz looks gzip-compressed but cannot be decompressed"):
+        read_table(path)
+
+
+def test_too_many_columns_are_refused_from_the_header(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLMCORE_MAX_TABLE_COLUMNS", "4")
+    wide = write(tmp_path / "wide.csv", "id,sequence,label,a,b,c\nx," + SEQ_A + ",1,,,\n")
+    with pytest.raises(InputTooLargeError, match=r"wide\.csv:1: the header line has 6 columns.*limit of 4"):
+        read_table(wide)
+    # delimiters inside quotes are not columns
+    quoted = write(tmp_path / "quoted.csv", 'id,sequence,label,"a,b,c"\nx,' + SEQ_A + ",1,z\n")
+    assert read_table(quoted)["a,b,c"].tolist() == ["z"]
+
+
+def test_record_over_the_residue_limit_names_the_record(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLMCORE_MAX_RECORD_RESIDUES", "30")
+    path = write(tmp_path / "long.fasta", fasta([("ok LABEL=1", SEQ_A), ("titin LABEL=0", SEQ_A + "\n" + SEQ_B)]))
+    message = r"long\.fasta:3: record 'titin' has more than 30 residues.*windows.*PLMCORE_MAX_RECORD_RESIDUES"
+    with pytest.raises(InputTooLargeError, match=message):
+        read_table(path)
+    table = write(tmp_path / "long.csv", f"id,sequence,label\nok,{SEQ_A},1\ntitin,{SEQ_A + SEQ_B},0\n")
+    with pytest.raises(InputTooLargeError, match=r"long\.csv:3: record 'titin' has more than 30"):
+        read_table(table)
+    with pytest.raises(InputTooLargeError, match=r"box:2: record 'seq1' has more than 30"):
+        parse_fasta_text("\n" + SEQ_A + SEQ_B, display_name="box")
+
+
+def test_records_and_cells_limits(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("PLMCORE_MAX_RECORDS", "2")
+    path = two_class_fasta(tmp_path, [("c LABEL=1", SEQ_C)])
+    with pytest.raises(InputTooLargeError, match=r"in\.fasta:5: more than 2 records.*PLMCORE_MAX_RECORDS"):
+        read_table(path)
+    assert len(read_table(two_class_fasta(tmp_path, [], name="two.fasta"))) == 2
+    monkeypatch.setenv("PLMCORE_MAX_TABLE_CELLS", "5")
+    table = write(tmp_path / "in.csv", f"id,sequence,label\na,{SEQ_A},1\nb,{SEQ_B},0\n")
+    with pytest.raises(InputTooLargeError, match=r"in\.csv:3: the table passes 5 cells \(2 rows of 3 columns\)"):
+        read_table(table)
+
+
+def test_a_line_too_long_to_hold_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.fasta", ">" + "x" * (1 << 21) + "\nMKT\n")
+    with pytest.raises(InputTooLargeError, match=r"in\.fasta:1: this header line is longer than"):
+        read_table(path)
+
+
+def test_utf16_and_latin1_text_are_read(tmp_path: Path) -> None:
+    text = f"id\tsequence\tlabel\nq1\t{SEQ_A}\t1\nq2\t{SEQ_B}\t0\n"
+    utf16 = tmp_path / "excel.txt"
+    utf16.write_bytes(text.replace("\n", "\r\n").encode("utf-16"))
+    assert read_table(utf16)["sequence"].tolist() == [SEQ_A, SEQ_B]
+    latin1 = tmp_path / "cp1252.csv"
+    latin1.write_bytes(f"id,sequence,label,organism\nq1,{SEQ_A},1,Escherichia coli K-12 \xe9\n".encode("latin-1"))
+    assert read_table(latin1)["organism"].tolist() == ["Escherichia coli K-12 \xe9"]
 
 
 def test_one_file_per_class(tmp_path: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from conftest import motif_windows, write_fasta
+from conftest import motif_windows, plain, write_fasta
 from streamlit.testing.v1 import AppTest
 
 from plmcore.archive import export_zip, import_zip
@@ -24,10 +23,6 @@ from plmcore.train import create_run, train
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
-
-
-def plain(markdown: str) -> str:
-    return re.sub(r"\\(.)", r"\1", markdown)
 
 
 def messages(at: AppTest) -> str:
