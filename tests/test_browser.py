@@ -6,6 +6,7 @@ score a sequence on the Predict page. Screenshots go to tests/artifacts/.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -15,6 +16,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,8 +38,8 @@ def server(tmp_path_factory):
     pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
     port = _free_port()
     tmp = tmp_path_factory.mktemp("browser_tmp")  # the server's temp folder: uploads must not stay there
-    env = dict(os.environ, PLMCORE_WORKSPACE=str(tmp_path_factory.mktemp("browser_ws")), PYTHONPATH=str(ROOT),
-               TMPDIR=str(tmp))
+    workspace = tmp_path_factory.mktemp("browser_ws")
+    env = dict(os.environ, PLMCORE_WORKSPACE=str(workspace), PYTHONPATH=str(ROOT), TMPDIR=str(tmp))
     log = (tmp_path_factory.mktemp("browser_log") / "streamlit.log").open("w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app.py"), "--server.port", str(port),
@@ -55,7 +57,7 @@ def server(tmp_path_factory):
     else:
         proc.terminate()
         pytest.fail(f"streamlit did not start; see {log.name}")
-    yield url, Path(log.name), tmp
+    yield url, Path(log.name), tmp, proc, workspace
     proc.terminate()
     proc.wait(timeout=20)
 
@@ -118,8 +120,23 @@ def on_failure(server, page, request):
         print("\n".join(server[1].read_text(errors="replace").splitlines()[-60:]))
 
 
+def _train_tiny(page, epochs: int = 2) -> None:
+    """On the Train page: the tiny model, `epochs`, start, and wait for the end."""
+    page.get_by_role("link", name="Train").click()
+    page.get_by_role("button", name="Start training").wait_for()
+    _select(page, "Model", "Tiny ESM")
+    box = page.get_by_role("spinbutton", name="Epochs", exact=True).first
+    for _ in range(5):  # a rerun triggered by the model choice can reset a value typed too early
+        box.fill(str(epochs))
+        box.press("Enter")
+        page.wait_for_timeout(1500)
+        if box.input_value() == str(epochs):
+            break
+    page.get_by_role("button", name="Start training").click()
+
+
 def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
-    url, _, tmp = server
+    url, _, tmp, proc, workspace = server
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
     page.goto(url)
     page.get_by_text("Add a dataset").wait_for()
@@ -135,17 +152,12 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     heatmap.scroll_into_view_if_needed()
     page.screenshot(path=str(ARTIFACTS / "1b_data_charts.png"))
 
-    page.get_by_role("link", name="Train").click()
-    page.get_by_role("button", name="Start training").wait_for()
-    _select(page, "Model", "Tiny ESM")
-    epochs = page.get_by_role("spinbutton", name="Epochs", exact=True).first
-    for _ in range(5):  # a rerun triggered by the model choice can reset a value typed too early
-        epochs.fill("3")
-        epochs.press("Enter")
-        page.wait_for_timeout(1500)
-        if epochs.input_value() == "3":
-            break
-    page.get_by_role("button", name="Start training").click()
+    # a split grouped by protein, saved on the Data page, is what the run records
+    page.get_by_text("grouped by protein (UniProt accession)").click()
+    _idle(page)
+    page.get_by_role("button", name="Save split").click()
+    page.get_by_text("Split saved").wait_for()
+    _train_tiny(page, epochs=3)
     # the live loss chart gets points while the worker trains
     page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / "2_training.png"), full_page=False)
@@ -166,4 +178,44 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
     page.screenshot(path=str(ARTIFACTS / "5_predict.png"), full_page=False)
     assert page.get_by_text("my_window").count() >= 1
+
+    from plmcore.runs import RunDir, list_runs
+
+    # two more uploads and trainings in the same session
+    for i in (2, 3):
+        page.get_by_role("link", name="Data").click()
+        page.get_by_text("Add a dataset").click()
+        page.get_by_text("Upload a file", exact=True).click()
+        page.get_by_label("Dataset name").fill(f"dephos {i}")
+        page.get_by_label("Dataset name").press("Enter")
+        _upload(page, fasta)
+        page.get_by_role("button", name="Check and save").click()
+        page.get_by_text(f"Saved dataset 'dephos {i}': 201 sequences").wait_for()
+        _train_tiny(page, epochs=1)
+        deadline = time.time() + 300
+        while time.time() < deadline:
+            runs = list_runs(workspace / "runs")
+            if len(runs) == i and runs[0].status()["state"] == "finished":
+                break
+            time.sleep(1)
+        page.get_by_text("Finished.").wait_for(timeout=60_000)
+
+    runs = list_runs(workspace / "runs")
+    assert len(runs) == 3 and all(r.status()["state"] == "finished" for r in runs)
+    first = runs[-1]
+    config = json.loads(first.config_path.read_text())
+    assert config["data"]["split_method"] == "protein" and config["data"]["split_file"] == "split.csv"
+    assert config["data"]["dataset"] == "dephos"
+    again = tmp / "rerun"
+    done = subprocess.run([sys.executable, "-m", "plmcore", "train", "--config", str(first.config_path),
+                           "--run-dir", str(again)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    assert done.returncode == 0, done.stderr[-2000:]
+
+    def losses(run):
+        return [r["train_loss"] for r in run.read_metrics() if r.get("kind") == "train"]
+
+    assert losses(first) and losses(RunDir(again)) == losses(first)
+    zombies = [c.pid for c in psutil.Process(proc.pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+    assert zombies == [], "finished workers were left as zombies"
     assert not list(tmp.glob("plm-upload-*")), "an upload's temp folder was left behind"
