@@ -32,7 +32,7 @@ def page() -> None:
     info = f"classes {', '.join(loaded.classes)}"
     if loaded.window_length:
         info += f"; trained on {loaded.window_length}-residue windows centred on {', '.join(loaded.center_residues)}"
-    st.caption(info)
+    st.caption(ui.md(info))
     table = read_input()
     c1, c2 = st.columns(2)
     residues = c1.text_input("Candidate residues for scanning", value="".join(loaded.center_residues),
@@ -44,7 +44,7 @@ def page() -> None:
             ui.fail("Paste sequences or upload a FASTA file first.")
         table, warnings = clean_input(table)
         for w in warnings:
-            st.warning(w.message)
+            st.warning(ui.md(w.message))
         direct, scan = split_by_length(loaded, table)
         results = {}
         if len(direct):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.express as px
@@ -13,9 +15,15 @@ TEMPLATE = "plotly_white"
 PALETTE = px.colors.qualitative.Safe
 
 
+def text(value) -> str:
+    """User text (ids, class and model names) as plotly shows it literally: plotly reads a subset of
+    HTML in titles, legends and axis labels, so '<' and '&' are written as entities."""
+    return html.escape(str(value), quote=False)
+
+
 def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.Figure:
     # legend under the plot, so it never runs into the title
-    fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+    fig.update_layout(template=TEMPLATE, title=None if title is None else text(title), height=height, margin=dict(l=10, r=10, t=40 if title else 10, b=10),
                       legend=dict(orientation="h", yanchor="top", y=-0.18, x=0))
     return fig
 
@@ -57,7 +65,7 @@ def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"
 def confusion(report: dict, title: str = "Confusion matrix") -> go.Figure:
     cm = np.array(report["confusion_matrix"])
     classes = report["classes"]
-    fig = go.Figure(go.Heatmap(z=cm, x=[f"pred {c}" for c in classes], y=[f"true {c}" for c in classes],
+    fig = go.Figure(go.Heatmap(z=cm, x=[f"pred {text(c)}" for c in classes], y=[f"true {text(c)}" for c in classes],
                                colorscale="Blues", showscale=False, text=cm, texttemplate="%{text}",
                                textfont=dict(size=18)))
     fig.update_yaxes(autorange="reversed")
@@ -122,6 +130,7 @@ def class_colors(labels) -> dict[str, str]:
 
 
 def class_balance(counts: pd.DataFrame) -> go.Figure:
+    counts = counts.assign(label=counts["label"].map(text))
     fig = px.bar(counts, x="label", y="count", color="label", color_discrete_map=class_colors(counts["label"]),
                  text="count")
     fig.update_layout(showlegend=False)
@@ -131,7 +140,7 @@ def class_balance(counts: pd.DataFrame) -> go.Figure:
 
 def length_histogram(table: pd.DataFrame) -> go.Figure:
     lengths = table["sequence"].str.len()
-    df = pd.DataFrame({"length": lengths, "label": table["label"].fillna("(none)")})
+    df = pd.DataFrame({"length": lengths, "label": table["label"].fillna("(none)").map(text)})
     fig = px.histogram(df, x="length", color="label", barmode="overlay", nbins=min(60, max(5, lengths.nunique())),
                        color_discrete_map=class_colors(df["label"]))
     fig.update_xaxes(title="sequence length (residues)")
@@ -154,6 +163,9 @@ def enrichment_heatmap(enrichment: pd.DataFrame, positive: str) -> go.Figure:
 def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) -> go.Figure:
     """Scatter of 2D or 3D coordinates; hover shows id and sequence."""
     df = frame.copy()
+    for col in ("id", "label", "predicted"):
+        if col in df.columns:
+            df[col] = df[col].map(text)
     df["x"], df["y"] = coords[:, 0], coords[:, 1]
     hover = {"id": True, "sequence": True, "x": False, "y": False}
     for col in ("label", "split", "predicted", "error"):
