@@ -143,12 +143,13 @@ def _equivalence(a: dict) -> dict:
 
     from bench.reference import build_reference_model
     from plmcore import data as D
+    from plmcore import splits as S
     from plmcore.classifier import build_classifier, make_batch
     from plmcore.models import load_backbone, materialize_random
 
     folder = materialize_random(ESM8M)
     cfg = _train_config({"source": ESM8M, "steps": 1})
-    split = D.load_split(a["split_csv"])
+    split = S.load_split(a["split_csv"])
     classes = D.classes_of(split["label"])
     test = split[split["split"] == "test"]
     seqs = test["sequence"].tolist()
@@ -212,11 +213,11 @@ def task_train_ours(a: dict) -> dict:
     """The project's Trainer: setup() untimed, fit() timed; then the loss on the held-out windows."""
     import torch
 
-    from plmcore import data as D
+    from plmcore import splits as S
     from plmcore.train import Trainer, create_run
 
     cfg = _train_config(a)
-    run = create_run(cfg, D.load_split(a["split_csv"]), run_dir=a["run_dir"])
+    run = create_run(cfg, S.load_split(a["split_csv"]), run_dir=a["run_dir"])
     t = now()
     trainer = Trainer(run).setup()
     setup_s = now() - t
@@ -263,10 +264,11 @@ def task_train_ours(a: dict) -> dict:
 def task_train_ref(a: dict) -> dict:
     """HF transformers.Trainer + peft on the same train windows; loop timed by a callback."""
     from plmcore import data as D
+    from plmcore import splits as S
     from plmcore.models import materialize_random
 
     threads = _threads()
-    split = D.load_split(a["split_csv"])
+    split = S.load_split(a["split_csv"])
     classes = D.classes_of(split["label"])
     tr = split[split["split"] == "train"]
     te = split[split["split"] == "test"]
@@ -433,13 +435,13 @@ def task_bigtrain(a: dict) -> dict:
     import torch
 
     from bench.flops import arch_for, train_flops
-    from plmcore import data as D
+    from plmcore import splits as S
     from plmcore.train import Trainer, create_run
 
     over = dict(pooling=a.get("pooling", "mean"), lora_r=a["lora_r"], lora_alpha=a.get("lora_alpha", 16),
                 batch_size=a["batch_size"], grad_accum=a["grad_accum"], head_dropout=0.1)
     cfg = _train_config(a, **over)
-    run = create_run(cfg, D.load_split(a["split_csv"]), run_dir=a["run_dir"])
+    run = create_run(cfg, S.load_split(a["split_csv"]), run_dir=a["run_dir"])
     t = now()
     trainer = Trainer(run).setup()
     setup_s = now() - t

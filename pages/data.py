@@ -8,6 +8,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
+from plmcore import splits as S
 from plmcore import ui
 from plmcore.leakage import leakage_report
 from plmcore.splits import make_split
@@ -41,8 +42,12 @@ def _finish(name: str, table_report: D.ValidationReport, test_report: D.Validati
 
 def _label_choice(upload, key: str) -> dict:
     """Where labels come from for one uploaded file: header tags (FASTA) or a column (tables)."""
-    name = upload.name.lower().removesuffix(".gz")
-    if name.endswith((".csv", ".tsv", ".tab", ".txt")):
+    with ui.upload_paths(upload) as (path,):
+        try:
+            kind = D.sniff(path, display_name=upload.name)
+        except Exception:  # noqa: BLE001 - the full read below reports the problem properly
+            kind = "fasta"
+    if kind == "table":
         try:
             columns = list(ui.read_upload(upload, label_source="none").columns)
         except Exception:  # the full read below reports the problem properly
@@ -212,7 +217,7 @@ def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None
 
 @st.cache_data(show_spinner="Checking the split for leakage…", max_entries=8)
 def leakage_of(path: str, stamp: int) -> dict:
-    split = D.load_split(path)
+    split = S.load_split(path)
     return leakage_report(split[split["split"] != "test"], split[split["split"] == "test"])
 
 

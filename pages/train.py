@@ -5,6 +5,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
+from plmcore import splits as S
 from plmcore import ui
 from plmcore.config import TrainConfig
 from plmcore.estimate import arch_for, estimate
@@ -214,7 +215,7 @@ def start_tutorial(source: str) -> None:
     if not ok:
         ui.fail(message)
     config = tutorial_config(None, None, model=source)
-    split = D.split_table(ds.table(), val_fraction=0.2, seed=42, test_table=ds.test_table())
+    split = S.split_table(ds.table(), val_fraction=0.2, seed=42, test_table=ds.test_table())
     run = create_run(config, split=split, root=ui.runs_root(), created_by="app", files=ds.provenance_files())
     _start(run)
 

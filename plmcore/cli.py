@@ -286,7 +286,7 @@ def cmd_leakage(args) -> int:
     from plmcore.leakage import format_leakage, leakage_report
 
     def load(path):
-        return D.validate(D.read_table(path, label_source="header"), require_labels=False).table
+        return D.validate(D.read_table(path), require_labels=False).table
 
     train = pd.concat([load(p) for p in args.train], ignore_index=True)
     print(format_leakage(leakage_report(train, load(args.test), group_column=args.group_column)))
@@ -322,7 +322,7 @@ def cmd_evaluate(args) -> int:
     classes = labels["classes"]
     threshold = args.threshold if args.threshold is not None else float(run.decision().get("threshold") or 0.5)
     if args.data:
-        table = D.read_table(args.data, label_source="header")
+        table = D.read_table(args.data)
         rep = D.validate(table, min_classes=1)
         rep.raise_for_errors()
         unknown = sorted(set(rep.table["label"]) - set(classes))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from plmcore import data as D
+from plmcore import splits as S
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError
 from plmcore.runs import Cancelled, RunDir, lifecycle, read_json_file, workspace, write_json
@@ -94,7 +94,7 @@ def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: b
             inner = split_grouped(rest, np.asarray(groups)[rest_idx], val_fraction=val_fraction, test_fraction=0.0,
                                   seed=spec.split_seed + i)
         else:
-            inner = D.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i)
+            inner = S.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i)
         test = table.iloc[test_idx].assign(split="test")
         out.append(pd.concat([inner, test], ignore_index=True))
     return out, how

@@ -3,7 +3,7 @@
 Every problem a biologist can fix is reported with the record id, the file and line, and
 what to do about it. Tables travel between functions as pandas DataFrames with the columns
 ``id``, ``sequence``, ``label`` (str or None) and ``source`` ("file:line"), plus any other
-columns of an uploaded table and, after :func:`split_table`, ``split``.
+columns of an uploaded table and, once split (plmcore.splits), ``split``.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import itertools
 import math
 import os
 import re
-import warnings
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -26,8 +25,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
+from plmcore.config import LABEL_SOURCES, TOO_LONG
 from plmcore.errors import (
     ConfigError,
     ConflictingLabelError,
@@ -38,7 +37,6 @@ from plmcore.errors import (
     InvalidSequenceError,
     LabelError,
     RegressionTargetError,
-    RunError,
     SequenceTooLongError,
     SingleClassError,
 )
@@ -54,15 +52,12 @@ __all__ = [
     "ValidationReport",
     "accession_of",
     "classes_of",
-    "load_split",
     "parse_fasta_text",
     "parse_header_label",
     "positive_class",
     "read_labelled_files",
     "read_table",
-    "save_split",
     "site_window",
-    "split_table",
     "validate",
     "window_info",
 ]
@@ -77,10 +72,9 @@ PathLike = str | os.PathLike[str]
 FASTA_SUFFIXES = (".fasta", ".fa", ".faa", ".fas", ".fna", ".fsa")
 CSV_SUFFIXES = (".csv",)
 TSV_SUFFIXES = (".tsv", ".tab")
-LABEL_SOURCES = ("header", "column", "none", "fixed")
+# How read_table finds labels: the settings' choices (auto, header, column), or "none".
+READ_LABELS = (*LABEL_SOURCES, "none")
 BASE_COLUMNS = ("id", "sequence", "label", "source")
-SPLIT_COLUMNS = ("id", "sequence", "label", "split")
-SPLIT_NAMES = ("train", "val", "test")
 
 # Candidate column names, in order of preference, matched case-insensitively.
 ID_COLUMNS = ("id", "name", "accession", "identifier", "entry")
@@ -108,7 +102,7 @@ _REGRESSION_MIN_DISTINCT = 10
 _REGRESSION_DISTINCT_SHARE = 0.5
 
 _MAX_LISTED_ERRORS = 20  # per code; the rest are counted in one closing issue
-_MAX_NAMED = 5  # records named inside one aggregated message
+MAX_NAMED = 5  # records named inside one aggregated message
 
 ERROR_CLASSES: dict[str, type[DataError]] = {
     "empty": EmptyInputError,
@@ -172,8 +166,8 @@ class ValidationReport:
         first, rest = self.errors[0], self.errors[1:]
         message = first.message
         if rest:
-            shown = " ".join(issue.message for issue in rest[:_MAX_NAMED])
-            more = len(rest) - _MAX_NAMED
+            shown = " ".join(issue.message for issue in rest[:MAX_NAMED])
+            more = len(rest) - MAX_NAMED
             tail = f" ... and {more} more." if more > 0 else ""
             message += f" (and {len(rest)} more problems: {shown}{tail})"
         exc = ERROR_CLASSES.get(first.code, DataError)(message)
@@ -248,7 +242,7 @@ def _first_token(text: str) -> str:
 def read_table(
     path: PathLike,
     *,
-    label_source: str = "header",
+    label_source: str = "auto",
     label_column: str | None = None,
     id_column: str | None = None,
     sequence_column: str | None = None,
@@ -263,10 +257,11 @@ def read_table(
     whatever the file holds.
 
     Args:
-        path: the file; its type comes from the extension, else from its content.
-        label_source: "header" (FASTA header tag; for tables the same as "column"),
-            "column" (table column ``label_column``, default a column named label/class),
-            "none" (no labels) or "fixed" (every record gets ``label``).
+        path: the file; its type comes from its content (file_kind).
+        label_source: "auto" (FASTA: header tags; table: the label column), "header" (FASTA
+            header tags such as LABEL=1), "column" (table column ``label_column``, default a
+            column named label/class) or "none" (no labels).
+        label: every record gets this class (one file per class); labels in the file are ignored.
         display_name: the file name used in messages and in the ``source`` column.
 
     Returns:
@@ -306,34 +301,46 @@ def read_table(
     return table
 
 
+def sniff(path: PathLike, *, display_name: str | None = None) -> str:
+    """What a file holds, from its first line of text: "fasta" or "table" (see file_kind)."""
+    path = Path(path)
+    name = display_name or str(path)
+    lim = limits()
+    encoding = _sniff_encoding(path, name, lim)
+    try:
+        with _open_text(path, name, encoding, lim) as stream:
+            first, _ = _first_text(_pieces(stream))
+    except UnicodeDecodeError:
+        with _open_text(path, name, "latin-1", lim) as stream:
+            first, _ = _first_text(_pieces(stream))
+    return "fasta" if file_kind(Path(display_name or path), first) == "fasta" else "table"
+
+
 def _check_label_source(label_source: str, label: str | None) -> None:
-    if label_source not in LABEL_SOURCES:
+    if label_source not in READ_LABELS:
         raise ConfigError(
-            f"label_source={label_source!r} is not allowed; use one of {', '.join(LABEL_SOURCES)}."
+            f"label_source={label_source!r} is not allowed; use one of {', '.join(READ_LABELS)}."
         )
-    if label_source == "fixed" and (label is None or not str(label).strip()):
-        raise ConfigError(
-            "label_source='fixed' needs a class name in label=..., e.g. label='1'; got "
-            f"label={label!r}."
-        )
-    if label_source != "fixed" and label is not None:
-        raise ConfigError(
-            f"label={label!r} is only used with label_source='fixed'; got "
-            f"label_source={label_source!r}."
-        )
+    if label is not None and not str(label).strip():
+        raise ConfigError(f"label must be a class name such as '1' (one file per class); got {label!r}.")
 
 
 def _read_file(path: Path, name: str, encoding: str, lim: Limits, **options: Any) -> pd.DataFrame:
     with _open_text(path, name, encoding, lim) as stream:
         first, pieces = _first_text(_pieces(stream))
-        kind = _file_kind(path, first)
+        kind = file_kind(path, first)
         if kind != "fasta":
+            if options["label_source"] == "header" and options["label"] is None:
+                raise ConfigError(
+                    f"{name} is a table, so its labels are in a column, not in FASTA headers. Read it with "
+                    "label_source='column' (or 'auto') and name the column (CLI: --label-column)."
+                )
             return _parse_delimited(pieces, name, delimiter=kind, lim=lim, **options)
-        if options["label_source"] == "column":
+        if options["label_source"] == "column" and options["label"] is None:
             raise ConfigError(
                 f"label_source='column' does not apply to the FASTA file {name}: FASTA has no "
                 "columns. Use label_source='header' (a 'LABEL=<class>' tag in each header), "
-                "'fixed' (one file per class) or 'none'."
+                "one file per class, or 'none'."
             )
         return _parse_fasta(
             pieces, name, label_source=options["label_source"], label=options["label"], lim=lim
@@ -457,21 +464,24 @@ def _line_too_long(name: str, lineno: int, lim: Limits, what: str) -> InputTooLa
     )
 
 
-def _file_kind(path: Path, first: str) -> str:
-    """Return "fasta" or the delimiter of a table, from the extension or the first line of text."""
+def file_kind(path: Path, first: str) -> str:
+    """"fasta" or the delimiter of a table: the one place that decides a file's type.
+
+    The content decides: a first line of text starting with '>' is FASTA, whatever the file is
+    called. Otherwise the extension says FASTA (then the reader explains what is missing) or
+    the delimiter, and a file with neither is sniffed for tabs, commas or semicolons.
+    """
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes = suffixes[:-1]
     suffix = suffixes[-1] if suffixes else ""
-    if suffix in FASTA_SUFFIXES:
+    if first.lstrip().startswith(">") or suffix in FASTA_SUFFIXES:
         return "fasta"
     if suffix in TSV_SUFFIXES:
         return "\t"
     if suffix in CSV_SUFFIXES:
         # Excel in many European locales writes ';'-separated "CSV".
         return ";" if "," not in first and ";" in first else ","
-    if first.lstrip().startswith(">"):
-        return "fasta"
     counts = {sep: first.count(sep) for sep in ("\t", ",", ";")}
     best = max(counts, key=lambda sep: counts[sep])
     return best if counts[best] else ","
@@ -570,9 +580,9 @@ def _parse_fasta(
         if ends:
             if mode == "header":
                 record_id, header_label = parse_header_label("".join(header)[1:])
-                if label_source == "fixed":
+                if label is not None:
                     header_label = str(label).strip()
-                elif label_source != "header":
+                elif label_source == "none":
                     header_label = None
                 records.start(record_id, header_label, lineno)
             mode = ""
@@ -639,7 +649,8 @@ def _parse_delimited(
                 )
             if records is None:
                 seq_col, id_col, lab_col = _choose_columns(
-                    header, name, label_source, label_column, id_column, sequence_column
+                    header, name, "none" if label is not None else label_source, label_column, id_column,
+                    sequence_column,
                 )
                 index = {col: i for i, col in enumerate(header)}
                 extra = {col: [] for col in header if col not in (seq_col, id_col, lab_col)}
@@ -650,7 +661,7 @@ def _parse_delimited(
             if lab_col is not None:
                 row_label = cells[index[lab_col]].strip() or None
             else:
-                row_label = str(label).strip() if label_source == "fixed" else None
+                row_label = None if label is None else str(label).strip()
             if end > start and delimiter in cells[index[seq_col]]:
                 raise DataError(
                     f"{name}:{start}: the sequence of record '{record_id}' runs on to line {end} "
@@ -747,7 +758,7 @@ def _choose_columns(
         )
     id_col = _pick_column(header, lower, id_column, ID_COLUMNS, name, "id")
     lab_col: str | None = None
-    if label_source in ("header", "column"):
+    if label_source != "none":
         lab_col = _pick_column(header, lower, label_column, LABEL_COLUMNS, name, "label")
         if lab_col is None:
             raise LabelError(
@@ -812,7 +823,6 @@ def read_labelled_files(
         tables.append(
             read_table(
                 path,
-                label_source="fixed",
                 label=str(class_name),
                 display_name=names.get(class_name),
             )
@@ -869,7 +879,7 @@ def _is_missing_label(value: object) -> bool:
     return isinstance(value, str) and value.strip().lower() in MISSING_LABELS
 
 
-def _clean_label(value: object) -> str | None:
+def clean_label(value: object) -> str | None:
     if _is_missing_label(value):
         return None
     return str(value).strip()
@@ -879,14 +889,14 @@ def _where(record_id: str, location: str | None) -> str:
     return f"'{record_id}' ({location})" if location else f"'{record_id}'"
 
 
-def _named(items: list[tuple[str, str | None]], limit: int = _MAX_NAMED) -> str:
+def _named(items: list[tuple[str, str | None]], limit: int = MAX_NAMED) -> str:
     shown = ", ".join(_where(rid, loc) for rid, loc in items[:limit])
     if len(items) > limit:
         shown += f" and {len(items) - limit} more"
     return shown
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -900,8 +910,8 @@ def _in_files(locations: list[str | None]) -> str:
     files = list(dict.fromkeys(loc.rsplit(":", 1)[0] for loc in locations if loc))
     if not files:
         return ""
-    more = f" and {len(files) - _MAX_NAMED} more files" if len(files) > _MAX_NAMED else ""
-    return f" in {', '.join(files[:_MAX_NAMED])}{more}"
+    more = f" and {len(files) - MAX_NAMED} more files" if len(files) > MAX_NAMED else ""
+    return f" in {', '.join(files[:MAX_NAMED])}{more}"
 
 
 def _invalid_hint(chars: set[str]) -> str:
@@ -930,12 +940,178 @@ def _check_validate_args(
         isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 1
     ):
         raise ConfigError(f"max_length must be a positive integer or None; got {max_length!r}.")
-    if too_long not in ("truncate", "error"):
-        raise ConfigError(f"too_long must be 'truncate' or 'error'; got {too_long!r}.")
+    if too_long not in TOO_LONG:
+        raise ConfigError(f"too_long must be one of {', '.join(TOO_LONG)}; got {too_long!r}.")
     if gaps not in ("strip", "error"):
         raise ConfigError(f"gaps must be 'strip' or 'error'; got {gaps!r}.")
     if isinstance(min_classes, bool) or not isinstance(min_classes, int) or min_classes < 1:
         raise ConfigError(f"min_classes must be a positive integer; got {min_classes!r}.")
+
+
+@dataclass
+class _Check:
+    """The records being validated, and what the checks found so far.
+
+    Each check reads and updates this: ids and locations (for messages), the sequences as they
+    are cleaned, the labels, the errors by code and the warnings.
+    """
+
+    table: pd.DataFrame
+    ids: list[str]
+    locations: list[str]
+    raw: list[str]
+    labels: list[str | None]
+    sequences: list[str] = field(default_factory=list)  # cleaned, before any truncation
+    errors: dict[str, list[Issue]] = field(default_factory=lambda: {code: [] for code in ERROR_CLASSES})
+    warnings: list[Issue] = field(default_factory=list)
+    regression: bool = False
+
+    @classmethod
+    def of(cls, table: pd.DataFrame) -> _Check:
+        out = table.copy().reset_index(drop=True)
+        if "label" not in out.columns:
+            out["label"] = None
+        ids = [str(v).strip() if not _is_missing_value(v) else "" for v in out["id"]]
+        sources = out["source"] if "source" in out.columns else [None] * len(out)
+        return cls(
+            table=out,
+            ids=[rid or f"row{i + 1}" for i, rid in enumerate(ids)],
+            locations=[(None if _is_missing_value(v) else str(v)) or f"row {i + 1}" for i, v in enumerate(sources)],
+            raw=["" if _is_missing_value(v) else "".join(str(v).split()) for v in out["sequence"]],
+            labels=[clean_label(v) for v in out["label"]],
+        )
+
+    def record(self, i: int) -> str:
+        return f"Record {_where(self.ids[i], self.locations[i])}"
+
+    def error(self, code: str, i: int | None, message: str) -> None:
+        self.errors[code].append(Issue("error", code, message, None if i is None else self.ids[i],
+                                       self.locations[0 if i is None else i]))
+
+    def warn(self, code: str, rows: list[int], message: str) -> None:
+        """A warning about several records, naming the first few."""
+        if rows:
+            shown = _named([(self.ids[i], self.locations[i]) for i in rows])
+            self.warnings.append(Issue("warning", code, message.format(n=plural(len(rows), "record"), named=shown),
+                                       self.ids[rows[0]], self.locations[rows[0]]))
+
+    def report(self) -> ValidationReport:
+        self.table["id"] = pd.Series(self.ids, dtype=object)
+        self.table["sequence"] = pd.Series(self.sequences, dtype=object)
+        self.table["label"] = pd.Series(self.labels, dtype=object)
+        errors = [issue for code, issues in self.errors.items() for issue in _capped(code, issues)]
+        return ValidationReport(table=self.table, errors=errors, warnings=self.warnings)
+
+
+def _check_residues(c: _Check, gaps: str) -> None:
+    """Case, gaps and stops (stripped or refused), characters that are not amino acids, empty records."""
+    lowercase, stripped, rare = [], [], []
+    for i, raw in enumerate(c.raw):
+        upper = raw.upper()
+        if upper != raw:
+            lowercase.append(i)
+        if gaps == "strip":
+            drop = {p for p, ch in enumerate(upper) if ch == "-"} | ({len(upper) - 1} if upper.endswith("*") else set())
+            if drop:
+                stripped.append(i)
+        else:
+            drop = {p for p, ch in enumerate(upper) if ch in "-*"}
+            if drop:
+                kinds = " and ".join(word for ch, word in (("-", "gaps '-'"), ("*", "stop '*'")) if ch in upper)
+                c.error("gaps", i, f"{c.record(i)} contains {kinds} (first at position {min(drop) + 1}). Remove "
+                                   "them to give the plain protein sequence, or allow them to be stripped "
+                                   "automatically (gaps='strip').")
+        sequence = "".join(ch for p, ch in enumerate(upper) if p not in drop)
+        if not sequence:
+            what = "is empty" if not raw else f"has no residues once gaps are removed ({raw!r})"
+            c.error("empty_sequence", i, f"{c.record(i)} {what}. Add its sequence below the header or remove "
+                                         "the record.")
+        bad: dict[str, list[int]] = {}
+        for p, ch in enumerate(upper):
+            if p not in drop and ch not in VALID_RESIDUES:
+                bad.setdefault(ch, []).append(p + 1)
+        if bad:
+            c.error("invalid_characters", i,
+                    f"{c.record(i)} has characters that are not amino acids: {_describe_bad(bad)}. "
+                    f"{_invalid_hint(set(bad))}Allowed are the 20 standard one-letter codes {AMINO_ACIDS}, X for "
+                    f"an unknown residue and the rare {RARE_RESIDUES}. Correct or remove those characters.")
+        if any(ch in RARE_RESIDUES for ch in sequence):
+            rare.append(i)
+        c.sequences.append(sequence)
+    c.warn("lowercase", lowercase, "{n} had lowercase letters, converted to uppercase: {named}.")
+    c.warn("rare_residues", rare,
+           "{n} contain the rare residues U (selenocysteine), O (pyrrolysine), B (D or N) or Z (E or Q): {named}. "
+           "They are kept: ESM models have their own tokens for them, ProtT5 and ProtBERT map them to X as in "
+           "their training.")
+    c.warn("gaps_stripped", stripped,
+           "{n} had alignment gaps '-' or a trailing stop '*', which were removed: {named}. The model sees the "
+           "ungapped protein; choose gaps='error' to refuse such input instead.")
+
+
+def _check_length(c: _Check, max_length: int | None, too_long: str) -> list[str]:
+    """Records longer than `max_length`: refused, or truncated with a warning. Returns the sequences to keep."""
+    if max_length is None:
+        return list(c.sequences)
+    kept, truncated = [], []
+    for i, sequence in enumerate(c.sequences):
+        if len(sequence) > max_length and too_long == "error":
+            c.error("too_long", i, f"{c.record(i)} is {len(sequence)} residues long, more than the limit of "
+                                   f"{max_length}. Shorten it (e.g. to a window around the site of interest), or "
+                                   f"choose to truncate long sequences to their first {max_length} residues.")
+        elif len(sequence) > max_length:
+            truncated.append((i, len(sequence)))
+            sequence = sequence[:max_length]
+        kept.append(sequence)
+    if truncated:
+        items = ", ".join(f"{_where(c.ids[i], c.locations[i])} {n} residues" for i, n in truncated[:MAX_NAMED])
+        if len(truncated) > MAX_NAMED:
+            items += f" and {len(truncated) - MAX_NAMED} more"
+        i = truncated[0][0]
+        c.warnings.append(Issue(
+            "warning", "truncated",
+            f"{plural(len(truncated), 'record')} longer than {max_length} residues were truncated to their first "
+            f"{max_length}: {items}. Residues beyond that are not seen by the model; to study a site further in, "
+            "cut a window around it.", c.ids[i], c.locations[i]))
+    return kept
+
+
+def _check_labels(c: _Check) -> None:
+    """Every record has a label, and the labels are classes (not continuous numbers)."""
+    for i, label in enumerate(c.labels):
+        if label is None:
+            c.error("missing_label", i, f"{c.record(i)} has no label. Add one: in a FASTA header as a tag like "
+                                        "'>P12345 LABEL=1', in a table in the label column; or upload one file "
+                                        "per class.")
+    issue = _regression_issue(c.labels, c.locations)
+    if issue is not None:
+        c.regression = True
+        c.errors["regression_target"].append(issue)
+
+
+def _check_ids(c: _Check) -> None:
+    """Every id names one record."""
+    c.errors["duplicate_id"].extend(_duplicate_id_issues(c.ids, c.locations))
+
+
+def _check_copies(c: _Check, labelled: bool) -> None:
+    """Identical sequences: with different labels an error, with the same label a warning."""
+    conflicts, copies = _sequence_duplicates(c.sequences, c.labels, c.ids, c.locations)
+    if labelled:
+        c.errors["conflicting_labels"].extend(conflicts)
+    if copies is not None:
+        c.warnings.append(copies)
+
+
+def _check_classes(c: _Check, min_classes: int) -> None:
+    """At least `min_classes` classes among the labels."""
+    present = [label for label in c.labels if label is not None]
+    classes = classes_of(present)
+    if present and len(classes) < min_classes:
+        found = ", ".join(f"'{k}'" for k in classes)
+        c.error("single_class", None,
+                f"{_all_carry(len(present), c.locations)} the {'class' if len(classes) == 1 else 'classes'} "
+                f"{found}; training needs at least {min_classes} classes. Add records of another class (e.g. "
+                "negatives), or check that the labels were read from the right header tag or column.")
 
 
 def validate(
@@ -949,10 +1125,11 @@ def validate(
 ) -> ValidationReport:
     """Check a raw table and return the cleaned copy with its errors and warnings.
 
-    Fixable problems (lowercase, gaps, a trailing stop, over-long sequences when
-    ``too_long="truncate"``, duplicates) are fixed or kept and reported as warnings; the
-    rest are errors, one per offending record. With ``require_labels=False`` labels are
-    only cleaned, not checked. The input table is never modified.
+    The checks run in this order: residues (case, gaps, invalid characters, empty records),
+    length, labels, ids, identical sequences, classes. Fixable problems (lowercase, gaps, a
+    trailing stop, over-long sequences when ``too_long="truncate"``, duplicates) are fixed or
+    kept and reported as warnings; the rest are errors, one per offending record. With
+    ``require_labels=False`` labels are only cleaned, not checked. The input is never modified.
     """
     _check_validate_args(max_length, too_long, gaps, min_classes)
     missing = [col for col in ("id", "sequence") if col not in table.columns]
@@ -961,235 +1138,21 @@ def validate(
             f"The table lacks the column(s) {missing}; it has {list(table.columns)}. "
             "Read files with read_table() or name the columns 'id' and 'sequence'."
         )
-    out = table.copy()
-    out = out.reset_index(drop=True)
-    if "label" not in out.columns:
-        out["label"] = None
-    if len(out) == 0:
-        issue = Issue(
-            "error",
-            "empty",
-            "No records to check: the input holds no sequences. Upload a FASTA or CSV file "
-            "with at least one sequence.",
-        )
-        return ValidationReport(table=out, errors=[issue], warnings=[])
-
-    ids = [str(v).strip() if not _is_missing_value(v) else "" for v in out["id"]]
-    ids = [rid or f"row{i + 1}" for i, rid in enumerate(ids)]
-    if "source" in out.columns:
-        locations: list[str | None] = [
-            None if _is_missing_value(v) else str(v) for v in out["source"]
-        ]
-    else:
-        locations = [None] * len(out)
-    locations = [loc or f"row {i + 1}" for i, loc in enumerate(locations)]
-    raw_sequences = [
-        "" if _is_missing_value(v) else "".join(str(v).split()) for v in out["sequence"]
-    ]
-    labels = [_clean_label(v) for v in out["label"]]
-
-    errors: dict[str, list[Issue]] = {code: [] for code in ERROR_CLASSES}
-    lowercase: list[int] = []
-    rare: list[int] = []
-    stripped: list[int] = []
-    truncated: list[tuple[int, int]] = []
-    cleaned: list[str] = []
-    full_length: list[str] = []
-
-    for i, raw in enumerate(raw_sequences):
-        rid, loc = ids[i], locations[i]
-        where = f"Record {_where(rid, loc)}"
-        upper = raw.upper()
-        if upper != raw:
-            lowercase.append(i)
-        gap_positions: set[int] = set()
-        if gaps == "strip":
-            gap_positions = {p for p, ch in enumerate(upper) if ch == "-"}
-            if upper.endswith("*"):
-                gap_positions.add(len(upper) - 1)
-            if gap_positions:
-                stripped.append(i)
-        else:
-            found = {p for p, ch in enumerate(upper) if ch in "-*"}
-            if found:
-                kinds = " and ".join(
-                    word for ch, word in (("-", "gaps '-'"), ("*", "stop '*'")) if ch in upper
-                )
-                errors["gaps"].append(
-                    Issue(
-                        "error",
-                        "gaps",
-                        f"{where} contains {kinds} (first at position {min(found) + 1}). Remove "
-                        "them to give the plain protein sequence, or allow them to be stripped "
-                        "automatically (gaps='strip').",
-                        rid,
-                        loc,
-                    )
-                )
-                gap_positions = found
-        sequence = "".join(ch for p, ch in enumerate(upper) if p not in gap_positions)
-        if not sequence:
-            what = "is empty" if not raw else f"has no residues once gaps are removed ({raw!r})"
-            errors["empty_sequence"].append(
-                Issue(
-                    "error",
-                    "empty_sequence",
-                    f"{where} {what}. Add its sequence below the header or remove the record.",
-                    rid,
-                    loc,
-                )
-            )
-        bad: dict[str, list[int]] = {}
-        for p, ch in enumerate(upper):
-            if p not in gap_positions and ch not in VALID_RESIDUES:
-                bad.setdefault(ch, []).append(p + 1)
-        if bad:
-            errors["invalid_characters"].append(
-                Issue(
-                    "error",
-                    "invalid_characters",
-                    f"{where} has characters that are not amino acids: {_describe_bad(bad)}. "
-                    f"{_invalid_hint(set(bad))}Allowed are the 20 standard one-letter codes "
-                    f"{AMINO_ACIDS}, X for an unknown residue and the rare {RARE_RESIDUES}. "
-                    "Correct or remove those characters.",
-                    rid,
-                    loc,
-                )
-            )
-        if any(ch in RARE_RESIDUES for ch in sequence):
-            rare.append(i)
-        full_length.append(sequence)
-        if max_length is not None and len(sequence) > max_length:
-            if too_long == "error":
-                errors["too_long"].append(
-                    Issue(
-                        "error",
-                        "too_long",
-                        f"{where} is {len(sequence)} residues long, more than the limit of "
-                        f"{max_length}. Shorten it (e.g. to a window around the site of "
-                        f"interest), or choose to truncate long sequences to their first "
-                        f"{max_length} residues.",
-                        rid,
-                        loc,
-                    )
-                )
-            else:
-                truncated.append((i, len(sequence)))
-                sequence = sequence[:max_length]
-        cleaned.append(sequence)
-
-    regression = False
+    c = _Check.of(table)
+    if not len(c.table):
+        return ValidationReport(table=c.table, errors=[Issue(
+            "error", "empty", "No records to check: the input holds no sequences. Upload a FASTA or CSV file "
+            "with at least one sequence.")], warnings=[])
+    _check_residues(c, gaps)
+    kept = _check_length(c, max_length, too_long)
     if require_labels:
-        for i, lab in enumerate(labels):
-            if lab is None:
-                errors["missing_label"].append(
-                    Issue(
-                        "error",
-                        "missing_label",
-                        f"Record {_where(ids[i], locations[i])} has no label. Add one: in a "
-                        "FASTA header as a tag like '>P12345 LABEL=1', in a table in the label "
-                        "column; or upload one file per class.",
-                        ids[i],
-                        locations[i],
-                    )
-                )
-        regression_issue = _regression_issue(labels, locations)
-        if regression_issue is not None:
-            regression = True
-            errors["regression_target"].append(regression_issue)
-
-    errors["duplicate_id"].extend(_duplicate_id_issues(ids, locations))
-
-    warnings_: list[Issue] = []
-    if require_labels and not regression:
-        conflicts, duplicates = _sequence_duplicates(full_length, labels, ids, locations)
-        errors["conflicting_labels"].extend(conflicts)
-        present = [lab for lab in labels if lab is not None]
-        classes = classes_of(present)
-        if present and len(classes) < min_classes:
-            found = ", ".join(f"'{c}'" for c in classes)
-            errors["single_class"].append(
-                Issue(
-                    "error",
-                    "single_class",
-                    f"{_all_carry(len(present), locations)} the "
-                    f"{'class' if len(classes) == 1 else 'classes'} {found}; training needs at "
-                    f"least {min_classes} classes. Add records of another class (e.g. "
-                    "negatives), or check that the labels were read from the right header tag "
-                    "or column.",
-                    None,
-                    locations[0],
-                )
-            )
-    else:
-        _, duplicates = _sequence_duplicates(full_length, labels, ids, locations)
-
-    def named(indices: Iterable[int]) -> str:
-        return _named([(ids[i], locations[i]) for i in indices])
-
-    if lowercase:
-        warnings_.append(
-            Issue(
-                "warning",
-                "lowercase",
-                f"{_plural(len(lowercase), 'record')} had lowercase letters, converted to "
-                f"uppercase: {named(lowercase)}.",
-                ids[lowercase[0]],
-                locations[lowercase[0]],
-            )
-        )
-    if rare:
-        warnings_.append(
-            Issue(
-                "warning",
-                "rare_residues",
-                f"{_plural(len(rare), 'record')} contain the rare residues U (selenocysteine), "
-                f"O (pyrrolysine), B (D or N) or Z (E or Q): {named(rare)}. They are kept: ESM "
-                "models have their own tokens for them, ProtT5 and ProtBERT map them to X as in "
-                "their training.",
-                ids[rare[0]],
-                locations[rare[0]],
-            )
-        )
-    if stripped:
-        warnings_.append(
-            Issue(
-                "warning",
-                "gaps_stripped",
-                f"{_plural(len(stripped), 'record')} had alignment gaps '-' or a trailing stop "
-                f"'*', which were removed: {named(stripped)}. The model sees the ungapped "
-                "protein; choose gaps='error' to refuse such input instead.",
-                ids[stripped[0]],
-                locations[stripped[0]],
-            )
-        )
-    if truncated:
-        items = ", ".join(
-            f"{_where(ids[i], locations[i])} {n} residues" for i, n in truncated[:_MAX_NAMED]
-        )
-        if len(truncated) > _MAX_NAMED:
-            items += f" and {len(truncated) - _MAX_NAMED} more"
-        warnings_.append(
-            Issue(
-                "warning",
-                "truncated",
-                f"{_plural(len(truncated), 'record')} longer than {max_length} residues were "
-                f"truncated to their first {max_length}: {items}. Residues beyond that are not "
-                "seen by the model; to study a site further in, cut a window around it.",
-                ids[truncated[0][0]],
-                locations[truncated[0][0]],
-            )
-        )
-    if duplicates:
-        warnings_.append(duplicates)
-
-    out["id"] = pd.Series(ids, dtype=object)
-    out["sequence"] = pd.Series(cleaned, dtype=object)
-    out["label"] = pd.Series(labels, dtype=object)
-    all_errors: list[Issue] = []
-    for code, issues in errors.items():
-        all_errors.extend(_capped(code, issues))
-    return ValidationReport(table=out, errors=all_errors, warnings=warnings_)
+        _check_labels(c)
+    _check_ids(c)
+    _check_copies(c, labelled=require_labels and not c.regression)
+    if require_labels and not c.regression:
+        _check_classes(c, min_classes)
+    c.sequences = kept
+    return c.report()
 
 
 def _is_missing_value(value: object) -> bool:
@@ -1200,14 +1163,14 @@ def _is_missing_value(value: object) -> bool:
 
 def _describe_bad(bad: dict[str, list[int]]) -> str:
     parts = []
-    for ch, positions in list(bad.items())[:_MAX_NAMED]:
+    for ch, positions in list(bad.items())[:MAX_NAMED]:
         shown = ", ".join(str(p) for p in positions[:3])
         if len(positions) > 3:
             shown += f", ... ({len(positions)} times)"
         word = "position" if len(positions) == 1 else "positions"
         parts.append(f"{ch!r} at {word} {shown}")
-    if len(bad) > _MAX_NAMED:
-        parts.append(f"and {len(bad) - _MAX_NAMED} more kinds")
+    if len(bad) > MAX_NAMED:
+        parts.append(f"and {len(bad) - MAX_NAMED} more kinds")
     return "; ".join(parts)
 
 
@@ -1218,7 +1181,7 @@ def _capped(code: str, issues: list[Issue]) -> list[Issue]:
     closing = Issue(
         "error",
         code,
-        f"{_plural(rest, 'more record')} have the same problem ({code.replace('_', ' ')}); "
+        f"{plural(rest, 'more record')} have the same problem ({code.replace('_', ' ')}); "
         "fix the ones listed above and check again.",
     )
     return [*issues[:_MAX_LISTED_ERRORS], closing]
@@ -1269,9 +1232,9 @@ def _duplicate_id_issues(ids: list[str], locations: list[str | None]) -> list[Is
     for rid, rows in seen.items():
         if len(rows) < 2:
             continue
-        places = ", ".join(str(locations[i]) for i in rows[:_MAX_NAMED])
-        if len(rows) > _MAX_NAMED:
-            places += f" and {len(rows) - _MAX_NAMED} more"
+        places = ", ".join(str(locations[i]) for i in rows[:MAX_NAMED])
+        if len(rows) > MAX_NAMED:
+            places += f" and {len(rows) - MAX_NAMED} more"
         issues.append(
             Issue(
                 "error",
@@ -1304,16 +1267,16 @@ def _sequence_duplicates(
         labelled = [i for i in rows if labels[i] is not None]
         if len({labels[i] for i in labelled}) > 1:
             items = ", ".join(
-                f"{_where(ids[i], locations[i])} label '{labels[i]}'" for i in labelled[:_MAX_NAMED]
+                f"{_where(ids[i], locations[i])} label '{labels[i]}'" for i in labelled[:MAX_NAMED]
             )
-            if len(labelled) > _MAX_NAMED:
-                items += f" and {len(labelled) - _MAX_NAMED} more"
+            if len(labelled) > MAX_NAMED:
+                items += f" and {len(labelled) - MAX_NAMED} more"
             first = labelled[0]
             conflicts.append(
                 Issue(
                     "error",
                     "conflicting_labels",
-                    f"{_plural(len(labelled), 'record')} have the identical sequence but "
+                    f"{plural(len(labelled), 'record')} have the identical sequence but "
                     f"different labels: {items}. Correct the wrong label or remove all but one "
                     "of them; the model cannot learn two answers for one input.",
                     ids[first],
@@ -1334,7 +1297,7 @@ def _sequence_duplicates(
     warning = Issue(
         "warning",
         "duplicate_sequence",
-        f"{_plural(len(repeated), 'sequence')} appear in more than one record "
+        f"{plural(len(repeated), 'sequence')} appear in more than one record "
         f"({n_records} records) with the same label: {examples}. They are kept; remove the "
         "copies unless intended, because a copy in the training split and one in the test "
         "split inflate the test scores.",
@@ -1380,200 +1343,6 @@ def positive_class(classes: list[str]) -> str | None:
                 if y == f"{prefix}{sep}{x}":
                     return orig
     return b
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def _check_fraction(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be a number from 0 up to (not including) 1; got {value!r}.")
-    number = float(value)
-    if not 0 <= number < 1:
-        raise ConfigError(f"{name} must be from 0 up to (not including) 1; got {value!r}.")
-    return number
-
-
-def _split_off(
-    rows: np.ndarray,
-    count: int,
-    y: np.ndarray | None,
-    seed: int,
-    what: str,
-    n_total: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``count`` rows off ``rows``; stratified when possible."""
-    if count >= len(rows):
-        raise ConfigError(
-            f"Cannot make a {what} split of {count} from {_plural(len(rows), 'remaining record')} "
-            f"({n_total} in all): the training split would be empty. Add records or lower "
-            f"{what}_fraction."
-        )
-    if y is not None:
-        try:
-            kept, taken = train_test_split(rows, test_size=count, random_state=seed, stratify=y)
-            return np.asarray(kept), np.asarray(taken)
-        except ValueError as exc:
-            warnings.warn(
-                f"The {what} split cannot be stratified by label ({exc}); it was drawn at "
-                "random instead, so class proportions may differ between splits.",
-                UserWarning,
-                stacklevel=3,
-            )
-    kept, taken = train_test_split(rows, test_size=count, random_state=seed)
-    return np.asarray(kept), np.asarray(taken)
-
-
-def split_table(
-    table: pd.DataFrame,
-    *,
-    val_fraction: float = 0.1,
-    test_fraction: float = 0.1,
-    seed: int = 42,
-    stratify: bool = True,
-    test_table: pd.DataFrame | None = None,
-) -> pd.DataFrame:
-    """Return a copy with a "split" column ("train"/"val"/"test"), deterministic per seed.
-
-    With ``test_table`` its rows are appended as the test split, ``val_fraction`` is taken
-    from ``table`` and ``test_fraction`` is ignored. Stratified by label when possible.
-    """
-    val_fraction = _check_fraction("val_fraction", val_fraction)
-    if test_table is None:
-        test_fraction = _check_fraction("test_fraction", test_fraction)
-        if val_fraction + test_fraction >= 1:
-            raise ConfigError(
-                f"val_fraction + test_fraction must be below 1 to leave records for training; "
-                f"got {val_fraction} + {test_fraction} = {val_fraction + test_fraction:g}."
-            )
-    else:
-        test_fraction = 0.0
-    if len(table) == 0:
-        raise EmptyInputError("The table to split holds no records; load some sequences first.")
-
-    out = table.copy().reset_index(drop=True)
-    n = len(out)
-    y: np.ndarray | None = None
-    if stratify and "label" in out.columns:
-        labels = [_clean_label(v) for v in out["label"]]
-        if all(lab is not None for lab in labels):
-            y = np.array(labels, dtype=object)
-        elif any(lab is not None for lab in labels):
-            warnings.warn(
-                "Some records have no label, so the split is not stratified by label.",
-                UserWarning,
-                stacklevel=2,
-            )
-    rows = np.arange(n)
-    split = np.array(["train"] * n, dtype=object)
-    if test_fraction > 0:
-        count = max(1, math.floor(test_fraction * n + 0.5))
-        rows, taken = _split_off(rows, count, y, seed, "test", n)
-        split[taken] = "test"
-    if val_fraction > 0:
-        count = max(1, math.floor(val_fraction * n + 0.5))
-        rest_y = y[rows] if y is not None else None
-        rows, taken = _split_off(rows, count, rest_y, seed, "val", n)
-        split[taken] = "val"
-    out["split"] = pd.Series(split, dtype=object)
-    if test_table is None:
-        return out
-
-    test = test_table.copy().reset_index(drop=True)
-    if len(test) == 0:
-        raise EmptyInputError("The test table holds no records; load a test file with sequences.")
-    _check_no_shared_ids(out, test)
-    _warn_shared_sequences(out, test)
-    test["split"] = "test"
-    combined = pd.concat([out, test], ignore_index=True)
-    if "label" in combined.columns:
-        combined["label"] = pd.Series([_clean_label(v) for v in combined["label"]], dtype=object)
-    return combined
-
-
-def _check_no_shared_ids(train: pd.DataFrame, test: pd.DataFrame) -> None:
-    train_ids = {str(v): i for i, v in enumerate(train["id"])}
-    shared = [(str(v), j) for j, v in enumerate(test["id"]) if str(v) in train_ids]
-    if not shared:
-        return
-
-    def loc(frame: pd.DataFrame, i: int) -> str:
-        return str(frame["source"].iloc[i]) if "source" in frame.columns else f"row {i + 1}"
-
-    listed = ", ".join(
-        f"'{rid}' ({loc(train, train_ids[rid])} and {loc(test, j)})"
-        for rid, j in shared[:_MAX_NAMED]
-    )
-    if len(shared) > _MAX_NAMED:
-        listed += f" and {len(shared) - _MAX_NAMED} more"
-    raise DuplicateIdError(
-        f"{_plural(len(shared), 'id')} appear in both the training data and the test data: "
-        f"{listed}. Remove the test records from the training file, or rename them if they "
-        "are different records."
-    )
-
-
-def _warn_shared_sequences(train: pd.DataFrame, test: pd.DataFrame) -> None:
-    train_sequences = set(train["sequence"].astype(str))
-    pairs = zip(test["id"], test["sequence"], strict=True)
-    shared = [str(rid) for rid, seq in pairs if seq in train_sequences]
-    if shared:
-        warnings.warn(
-            f"{_plural(len(shared), 'test sequence')} also occur in the training data "
-            f"(e.g. {', '.join(shared[:3])}); scores on them overstate performance.",
-            UserWarning,
-            stacklevel=3,
-        )
-
-
-def save_split(table: pd.DataFrame, path: PathLike) -> Path:
-    """Write a split table (id, sequence, label, split and any other columns) as CSV."""
-    missing = [col for col in SPLIT_COLUMNS if col not in table.columns]
-    if missing:
-        raise DataError(
-            f"Cannot save the split: the table lacks the column(s) {missing}. Run split_table() "
-            "on a validated table first."
-        )
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    first = list(SPLIT_COLUMNS)
-    ordered = first + [col for col in table.columns if col not in first]
-    table[ordered].to_csv(path, index=False)
-    return path
-
-
-def load_split(path: PathLike) -> pd.DataFrame:
-    """Read a CSV written by save_split; labels stay strings ("0" is not 0)."""
-    path = Path(path)
-    if not path.is_file():
-        raise RunError(
-            f"No split file at {path}. The run directory is incomplete: start the run again."
-        )
-    header = list(pd.read_csv(path, nrows=0).columns)
-    missing = [col for col in SPLIT_COLUMNS if col not in header]
-    if missing:
-        raise DataError(
-            f"{path} lacks the column(s) {missing}; a split file has the columns "
-            f"{', '.join(SPLIT_COLUMNS)}. Write it with save_split()."
-        )
-    others = [col for col in header if col not in SPLIT_COLUMNS and col != "source"]
-    table = pd.read_csv(
-        path,
-        dtype={col: str for col in (*SPLIT_COLUMNS, "source") if col in header},
-        keep_default_na=False,
-        # Only the extra columns get pandas' usual missing-value spellings.
-        na_values={col: ["", "NA", "NaN", "nan", "N/A", "null"] for col in others},
-    )
-    for col in ("id", "sequence", "split", *(("source",) if "source" in header else ())):
-        table[col] = table[col].astype(object)
-    table["label"] = pd.Series([_clean_label(v) for v in table["label"]], dtype=object)
-    bad = sorted(set(table["split"]) - set(SPLIT_NAMES))
-    if bad:
-        raise DataError(
-            f"{path}: the split column holds {bad}; allowed are {', '.join(SPLIT_NAMES)}. "
-            "Write the file with save_split()."
-        )
-    return table
 
 
 # --------------------------------------------------------------------------- sites

@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from plmcore import data as D
+from plmcore import splits as S
 from plmcore.errors import DataError, PlmcoreError, explain_os_errors
 from plmcore.runs import workspace, write_json
 
@@ -78,7 +79,7 @@ class Dataset:
 
     def split(self) -> pd.DataFrame | None:
         p = self.path / "split.csv"
-        return D.load_split(p) if p.exists() else None
+        return S.load_split(p) if p.exists() else None
 
     def split_or_default(self) -> tuple[pd.DataFrame, bool]:
         """The saved split, or (when none was saved) 10% validation and the test file or 10% test, seed 42.
@@ -128,7 +129,7 @@ class Dataset:
         tmp = self.path / f".split.{os.getpid()}.{time.time_ns()}.csv"
         try:
             with explain_os_errors(f"save the split of the dataset '{self.name}'", self.path, WORKSPACE_SETTING):
-                D.save_split(split, tmp)
+                S.save_split(split, tmp)
                 write_json(self.path / "meta.json", meta)
                 os.replace(tmp, self.path / "split.csv")
         finally:
@@ -267,7 +268,7 @@ def load_tutorial(store: DatasetStore | None = None, base_url: str | None = None
                     meta={"origin": "Zenodo record 10986248 (Galaxy Training Network tutorial)",
                           "files": list(files), "label_source": "header"})
     # the tutorial's split: its own test file, and 80/20 train/validation of the training file
-    split = D.split_table(train.table, val_fraction=0.2, seed=42, test_table=test.table)
+    split = S.split_table(train.table, val_fraction=0.2, seed=42, test_table=test.table)
     ds.save_split(split, {"method": "random", "val_fraction": 0.2, "test_fraction": 0.0, "seed": 42,
                           "stratify": True, "test_source": "uploaded test file"})
     return ds

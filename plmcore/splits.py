@@ -12,20 +12,26 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold
+from sklearn.model_selection import GroupKFold, StratifiedGroupKFold, StratifiedKFold, train_test_split
 
-from plmcore.data import accession_of, classes_of
-from plmcore.errors import ConfigError, DataError, EmptyInputError
+from plmcore.data import MAX_NAMED, accession_of, classes_of, clean_label, plural
+from plmcore.errors import ConfigError, DataError, DuplicateIdError, EmptyInputError, RunError
 from plmcore.identity import identity_clusters, renumber
 
 __all__ = [
+    "SPLIT_COLUMNS",
     "SPLIT_NAMES",
+    "attach_test",
+    "load_split",
+    "save_split",
+    "split_table",
     "cv_folds",
     "make_split",
     "merge_groups",
@@ -36,6 +42,199 @@ __all__ = [
 ]
 
 SPLIT_NAMES = ("train", "val", "test")
+SPLIT_COLUMNS = ("id", "sequence", "label", "split")
+
+
+# --------------------------------------------------------------------------- random splits and split files
+
+
+def _split_off(
+    rows: np.ndarray,
+    count: int,
+    y: np.ndarray | None,
+    seed: int,
+    what: str,
+    n_total: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split ``count`` rows off ``rows``; stratified when possible."""
+    if count >= len(rows):
+        raise ConfigError(
+            f"Cannot make a {what} split of {count} from {plural(len(rows), 'remaining record')} "
+            f"({n_total} in all): the training split would be empty. Add records or lower "
+            f"{what}_fraction."
+        )
+    if y is not None:
+        try:
+            kept, taken = train_test_split(rows, test_size=count, random_state=seed, stratify=y)
+            return np.asarray(kept), np.asarray(taken)
+        except ValueError as exc:
+            warnings.warn(
+                f"The {what} split cannot be stratified by label ({exc}); it was drawn at "
+                "random instead, so class proportions may differ between splits.",
+                UserWarning,
+                stacklevel=3,
+            )
+    kept, taken = train_test_split(rows, test_size=count, random_state=seed)
+    return np.asarray(kept), np.asarray(taken)
+
+
+def split_table(
+    table: pd.DataFrame,
+    *,
+    val_fraction: float = 0.1,
+    test_fraction: float = 0.1,
+    seed: int = 42,
+    stratify: bool = True,
+    test_table: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Return a copy with a "split" column ("train"/"val"/"test"), deterministic per seed.
+
+    With ``test_table`` its rows are appended as the test split, ``val_fraction`` is taken
+    from ``table`` and ``test_fraction`` is ignored. Stratified by label when possible.
+    """
+    val_fraction = _check_fraction("val_fraction", val_fraction)
+    if test_table is None:
+        test_fraction = _check_fraction("test_fraction", test_fraction)
+        if val_fraction + test_fraction >= 1:
+            raise ConfigError(
+                f"val_fraction + test_fraction must be below 1 to leave records for training; "
+                f"got {val_fraction} + {test_fraction} = {val_fraction + test_fraction:g}."
+            )
+    else:
+        test_fraction = 0.0
+    if len(table) == 0:
+        raise EmptyInputError("The table to split holds no records; load some sequences first.")
+
+    out = table.copy().reset_index(drop=True)
+    n = len(out)
+    y: np.ndarray | None = None
+    if stratify and "label" in out.columns:
+        labels = [clean_label(v) for v in out["label"]]
+        if all(lab is not None for lab in labels):
+            y = np.array(labels, dtype=object)
+        elif any(lab is not None for lab in labels):
+            warnings.warn(
+                "Some records have no label, so the split is not stratified by label.",
+                UserWarning,
+                stacklevel=2,
+            )
+    rows = np.arange(n)
+    split = np.array(["train"] * n, dtype=object)
+    if test_fraction > 0:
+        count = max(1, math.floor(test_fraction * n + 0.5))
+        rows, taken = _split_off(rows, count, y, seed, "test", n)
+        split[taken] = "test"
+    if val_fraction > 0:
+        count = max(1, math.floor(val_fraction * n + 0.5))
+        rest_y = y[rows] if y is not None else None
+        rows, taken = _split_off(rows, count, rest_y, seed, "val", n)
+        split[taken] = "val"
+    out["split"] = pd.Series(split, dtype=object)
+    return out if test_table is None else attach_test(out, test_table)
+
+
+def attach_test(split: pd.DataFrame, test_table: pd.DataFrame) -> pd.DataFrame:
+    """A split with `test_table` appended as its test split, whatever the method that made it.
+
+    Refuses ids shared with the training data, warns about shared sequences, and cleans the
+    labels the same way for both.
+    """
+    test = test_table.copy().reset_index(drop=True)
+    if len(test) == 0:
+        raise EmptyInputError("The test table holds no records; load a test file with sequences.")
+    _check_no_shared_ids(split, test)
+    _warn_shared_sequences(split, test)
+    test["split"] = "test"
+    combined = pd.concat([split, test], ignore_index=True)
+    if "label" in combined.columns:
+        combined["label"] = pd.Series([clean_label(v) for v in combined["label"]], dtype=object)
+    return combined
+
+
+def _check_no_shared_ids(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    train_ids = {str(v): i for i, v in enumerate(train["id"])}
+    shared = [(str(v), j) for j, v in enumerate(test["id"]) if str(v) in train_ids]
+    if not shared:
+        return
+
+    def loc(frame: pd.DataFrame, i: int) -> str:
+        return str(frame["source"].iloc[i]) if "source" in frame.columns else f"row {i + 1}"
+
+    listed = ", ".join(
+        f"'{rid}' ({loc(train, train_ids[rid])} and {loc(test, j)})"
+        for rid, j in shared[:MAX_NAMED]
+    )
+    if len(shared) > MAX_NAMED:
+        listed += f" and {len(shared) - MAX_NAMED} more"
+    raise DuplicateIdError(
+        f"{plural(len(shared), 'id')} appear in both the training data and the test data: "
+        f"{listed}. Remove the test records from the training file, or rename them if they "
+        "are different records."
+    )
+
+
+def _warn_shared_sequences(train: pd.DataFrame, test: pd.DataFrame) -> None:
+    train_sequences = set(train["sequence"].astype(str))
+    pairs = zip(test["id"], test["sequence"], strict=True)
+    shared = [str(rid) for rid, seq in pairs if seq in train_sequences]
+    if shared:
+        warnings.warn(
+            f"{plural(len(shared), 'test sequence')} also occur in the training data "
+            f"(e.g. {', '.join(shared[:3])}); scores on them overstate performance.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def save_split(table: pd.DataFrame, path: Path | str) -> Path:
+    """Write a split table (id, sequence, label, split and any other columns) as CSV."""
+    missing = [col for col in SPLIT_COLUMNS if col not in table.columns]
+    if missing:
+        raise DataError(
+            f"Cannot save the split: the table lacks the column(s) {missing}. Run split_table() "
+            "on a validated table first."
+        )
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    first = list(SPLIT_COLUMNS)
+    ordered = first + [col for col in table.columns if col not in first]
+    table[ordered].to_csv(path, index=False)
+    return path
+
+
+def load_split(path: Path | str) -> pd.DataFrame:
+    """Read a CSV written by save_split; labels stay strings ("0" is not 0)."""
+    path = Path(path)
+    if not path.is_file():
+        raise RunError(
+            f"No split file at {path}. The run directory is incomplete: start the run again."
+        )
+    header = list(pd.read_csv(path, nrows=0).columns)
+    missing = [col for col in SPLIT_COLUMNS if col not in header]
+    if missing:
+        raise DataError(
+            f"{path} lacks the column(s) {missing}; a split file has the columns "
+            f"{', '.join(SPLIT_COLUMNS)}. Write it with save_split()."
+        )
+    others = [col for col in header if col not in SPLIT_COLUMNS and col != "source"]
+    table = pd.read_csv(
+        path,
+        dtype={col: str for col in (*SPLIT_COLUMNS, "source") if col in header},
+        keep_default_na=False,
+        # Only the extra columns get pandas' usual missing-value spellings.
+        na_values={col: ["", "NA", "NaN", "nan", "N/A", "null"] for col in others},
+    )
+    for col in ("id", "sequence", "split", *(("source",) if "source" in header else ())):
+        table[col] = table[col].astype(object)
+    table["label"] = pd.Series([clean_label(v) for v in table["label"]], dtype=object)
+    bad = sorted(set(table["split"]) - set(SPLIT_NAMES))
+    if bad:
+        raise DataError(
+            f"{path}: the split column holds {bad}; allowed are {', '.join(SPLIT_NAMES)}. "
+            "Write the file with save_split()."
+        )
+    return table
+
 
 
 # --------------------------------------------------------------------------- groups
@@ -271,34 +470,32 @@ def make_split(
 ) -> tuple[pd.DataFrame, dict]:
     """Split by method "random", "protein" (grouped by accession) or "identity" (clusters + proteins).
 
-    With a user-supplied `test_table`, it is the test split and only train/validation are drawn
-    from `table` (grouped the same way). Returns the split table and a description of what ran.
+    With a user-supplied `test_table`, it is the test split (attach_test) and only
+    train/validation are drawn from `table` (grouped the same way). Returns the split table and
+    a description of what ran.
     """
-    from plmcore.data import split_table
+    from plmcore.config import SPLIT_METHODS
 
+    if method not in SPLIT_METHODS:
+        raise ConfigError(f"split method {method!r} is not allowed; choose {', '.join(SPLIT_METHODS)}")
     info = {"method": method, "val_fraction": val_fraction, "seed": seed, "stratify": stratify,
             "test_source": "uploaded test file" if test_table is not None else "held out"}
     inner_test = 0.0 if test_table is not None else test_fraction
     info["test_fraction"] = inner_test
     if method == "random":
-        split = split_table(table, val_fraction=val_fraction, test_fraction=inner_test, seed=seed,
-                            stratify=stratify, test_table=test_table)
-        return split, info
-    if method not in ("protein", "identity"):
-        raise ConfigError(f"split method {method!r} is not allowed; choose random, protein or identity")
-    groups = protein_groups(table, group_column)
-    if method == "protein":
-        split = split_grouped(table, groups, val_fraction=val_fraction, test_fraction=inner_test, seed=seed,
-                              stratify=stratify)
+        split = split_table(table, val_fraction=val_fraction, test_fraction=inner_test, seed=seed, stratify=stratify)
+    elif method == "protein":
+        split = split_grouped(table, protein_groups(table, group_column), val_fraction=val_fraction,
+                              test_fraction=inner_test, seed=seed, stratify=stratify)
         info["groups"] = f"column {group_column}" if group_column else "UniProt accession from the id"
     else:
         split, tool = split_by_identity(table, identity_threshold, val_fraction=val_fraction,
-                                        test_fraction=inner_test, seed=seed, groups=groups)
+                                        test_fraction=inner_test, seed=seed, groups=protein_groups(table, group_column))
         info.update(identity_threshold=identity_threshold, tool=tool,
                     groups="identity clusters merged with UniProt accessions")
         split = split.drop(columns=["cluster"])
     if test_table is not None:
-        split = pd.concat([split, test_table.assign(split="test")], ignore_index=True)
+        split = attach_test(split, test_table)
     info["counts"] = split["split"].value_counts().to_dict()
     return split, info
 

@@ -25,6 +25,7 @@ from torch import nn
 
 from plmcore import data as D
 from plmcore import inference
+from plmcore import splits as S
 from plmcore.classifier import SequenceClassifier, build_classifier, load_weights, make_batch, save_weights
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError, SequenceTooLongError
@@ -41,8 +42,8 @@ log = logging.getLogger("plmcore.train")
 
 def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Read the training (and optional test) files a DataSpec names, unvalidated."""
-    kw = dict(label_source="header" if spec.label_source == "auto" else spec.label_source,
-              label_column=spec.label_column, id_column=spec.id_column, sequence_column=spec.sequence_column)
+    kw = dict(label_source=spec.label_source, label_column=spec.label_column, id_column=spec.id_column,
+              sequence_column=spec.sequence_column)
     if spec.class_files:
         table = D.read_labelled_files(dict(spec.class_files))
     elif spec.train:
@@ -58,7 +59,7 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
     """Read, validate and split the data of a config; return the split table and the warnings."""
     spec = config.data
     if spec.split_file:
-        report = D.validate(D.load_split(spec.split_file), max_length=config.max_length, too_long=config.too_long)
+        report = D.validate(S.load_split(spec.split_file), max_length=config.max_length, too_long=config.too_long)
         report.raise_for_errors()
         return report.table, list(report.warnings)
     table, test = read_labelled(spec)
@@ -111,7 +112,7 @@ def create_run(config: TrainConfig, split: pd.DataFrame | None = None, *, run_di
     try:
         stage = RunDir(staged)
         config.save(stage.config_path)
-        D.save_split(split, stage.split_path)
+        S.save_split(split, stage.split_path)
         stage.write_status("queued", created_at=time.time(), warnings=[w.message for w in warnings])
     except OSError as exc:
         shutil.rmtree(staged, ignore_errors=True)
@@ -267,7 +268,7 @@ class Trainer:
 
         config, run = self.config, self.run
         threads = set_cpu_threads(config.threads)
-        table = D.load_split(run.split_path)
+        table = S.load_split(run.split_path)
         train_rows = table[table["split"] == "train"]
         self.classes = classes = D.classes_of(table["label"])
         if len(D.classes_of(train_rows["label"])) < 2:

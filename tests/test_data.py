@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import re
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -17,15 +16,12 @@ from plmcore.data import (
     ValidationReport,
     accession_of,
     classes_of,
-    load_split,
     parse_fasta_text,
     parse_header_label,
     positive_class,
     read_labelled_files,
     read_table,
-    save_split,
     site_window,
-    split_table,
     validate,
     window_info,
 )
@@ -39,7 +35,6 @@ from plmcore.errors import (
     InvalidSequenceError,
     LabelError,
     RegressionTargetError,
-    RunError,
     SequenceTooLongError,
     SingleClassError,
 )
@@ -106,14 +101,6 @@ def test_dephos_train_reads_and_validates(shared_data: Path) -> None:
     assert positive_class(classes_of(table["label"])) == "1"
 
 
-def test_dephos_split_with_user_test_table(shared_data: Path) -> None:
-    train = validate(read_table(shared_data / "dephos_Y" / "train_sequences.fasta")).table
-    test = validate(read_table(shared_data / "dephos_Y" / "test_sequences.fasta")).table
-    assert len(test) == 50
-    split = split_table(train, val_fraction=0.1, test_table=test)
-    assert split["split"].value_counts().to_dict() == {"train": 181, "val": 20, "test": 50}
-
-
 # --------------------------------------------------------------------------- headers
 
 
@@ -166,13 +153,19 @@ def test_gzipped_fasta(tmp_path: Path) -> None:
 def test_fasta_label_sources(tmp_path: Path) -> None:
     path = two_class_fasta(tmp_path, [])
     assert read_table(path, label_source="none")["label"].tolist() == [None, None]
-    assert read_table(path, label_source="fixed", label="x")["label"].tolist() == ["x", "x"]
+    assert read_table(path, label="x")["label"].tolist() == ["x", "x"]
     with pytest.raises(ConfigError, match="label_source='column'"):
         read_table(path, label_source="column")
     with pytest.raises(ConfigError, match="label_source='guess'"):
         read_table(path, label_source="guess")
-    with pytest.raises(ConfigError, match="needs a class name"):
-        read_table(path, label_source="fixed")
+    with pytest.raises(ConfigError, match="must be a class name"):
+        read_table(path, label=" ")
+    table = write(tmp_path / "t.csv", "id,sequence,label\na,MKT,1\nb,MKV,0\n")
+    assert read_table(table)["label"].tolist() == ["1", "0"]  # auto: the label column
+    with pytest.raises(ConfigError, match="is a table, so its labels are in a column"):
+        read_table(table, label_source="header")
+    named_fasta = write(tmp_path / "really_fasta.txt", ">a LABEL=1\nMKT\n>b LABEL=0\nMKV\n")
+    assert read_table(named_fasta)["label"].tolist() == ["1", "0"]  # the content decides, not the name
 
 
 def test_text_before_first_header_names_line(tmp_path: Path) -> None:
@@ -640,116 +633,6 @@ def test_classes_of_sorts_numbers_numerically() -> None:
 )
 def test_positive_class(classes: list[str], expected: str | None) -> None:
     assert positive_class(classes) == expected
-
-
-# --------------------------------------------------------------------------- splits
-
-
-def test_split_is_deterministic_disjoint_and_stratified() -> None:
-    table = toy_table(n_per_class=50)
-    first = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
-    again = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
-    other = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=8)
-    pd.testing.assert_frame_equal(first, again)
-    assert not first["split"].equals(other["split"])
-    assert "split" not in table.columns
-    assert first["id"].tolist() == table["id"].tolist()  # rows keep their order
-    assert first["split"].value_counts().to_dict() == {"train": 70, "test": 20, "val": 10}
-    counts = first.groupby(["split", "label"]).size().to_dict()
-    assert counts == {
-        ("test", "0"): 10,
-        ("test", "1"): 10,
-        ("train", "0"): 35,
-        ("train", "1"): 35,
-        ("val", "0"): 5,
-        ("val", "1"): 5,
-    }
-
-
-def test_split_without_val() -> None:
-    split = split_table(toy_table(20), val_fraction=0, test_fraction=0.25)
-    assert split["split"].value_counts().to_dict() == {"train": 30, "test": 10}
-
-
-def test_split_falls_back_when_stratification_is_impossible() -> None:
-    table = pd.concat([toy_table(10), toy_table(1, classes=("rare",))], ignore_index=True)
-    with pytest.warns(UserWarning, match="cannot be stratified"):
-        split = split_table(table, val_fraction=0.2, test_fraction=0.2, seed=1)
-    assert set(split["split"]) == {"train", "val", "test"}
-    assert len(split) == len(table)
-
-
-def test_split_unlabelled_table_is_random_without_warning() -> None:
-    table = toy_table(10).assign(label=None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        split = split_table(table, val_fraction=0.1, test_fraction=0.1)
-    assert split["split"].value_counts().to_dict() == {"train": 16, "val": 2, "test": 2}
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "match"),
-    [
-        ({"val_fraction": 1.0}, r"val_fraction must be .*got 1\.0"),
-        ({"test_fraction": -0.1}, r"test_fraction must be .*got -0\.1"),
-        ({"val_fraction": "0.1"}, "val_fraction must be a number"),
-        ({"val_fraction": 0.5, "test_fraction": 0.5}, "must be below 1"),
-    ],
-)
-def test_split_fraction_validation(kwargs: dict, match: str) -> None:
-    with pytest.raises(ConfigError, match=match):
-        split_table(toy_table(5), **kwargs)
-
-
-def test_split_that_would_leave_train_empty() -> None:
-    tiny = toy_table(1, classes=("0",))
-    with pytest.raises(ConfigError, match="training split would be empty"):
-        split_table(tiny, val_fraction=0.1, test_fraction=0.1)
-
-
-def test_split_with_user_test_table() -> None:
-    train = toy_table(20)
-    test = toy_table(3, classes=("0", "1")).assign(
-        id=lambda t: "t" + t["id"], sequence=lambda t: "W" + t["sequence"]
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        split = split_table(train, val_fraction=0.25, test_fraction=0.9, test_table=test)
-    assert split["split"].value_counts().to_dict() == {"train": 30, "val": 10, "test": 6}
-    assert split["id"].tolist()[-6:] == test["id"].tolist()
-    leaky = test.assign(sequence=train["sequence"].iloc[:6].tolist())
-    with pytest.warns(UserWarning, match="6 test sequences also occur in the training data"):
-        split_table(train, test_table=leaky)
-    clash = toy_table(1)
-    with pytest.raises(DuplicateIdError, match=r"'c0_0' \(toy\.fasta:1 and toy\.fasta:1\)"):
-        split_table(train, test_table=clash)
-
-
-def test_save_and_load_split_keep_labels_as_strings(tmp_path: Path) -> None:
-    table = toy_table(10, classes=("0", "1", "NA_class"))
-    table.loc[0, "label"] = None
-    table["score"] = 1.5
-    split = split_table(table.iloc[1:], seed=3)
-    path = save_split(split, tmp_path / "run" / "split.csv")
-    loaded = load_split(path)
-    assert loaded["label"].tolist() == split["label"].tolist()
-    assert loaded["id"].tolist() == split["id"].tolist()
-    assert loaded["split"].tolist() == split["split"].tolist()
-    assert loaded["score"].tolist() == [1.5] * len(split)
-    assert set(loaded["label"]) == {"0", "1", "NA_class"}
-
-
-def test_load_split_problems(tmp_path: Path) -> None:
-    with pytest.raises(RunError, match="No split file"):
-        load_split(tmp_path / "missing.csv")
-    no_split = write(tmp_path / "bad.csv", "id,sequence,label\na,MKT,1\n")
-    with pytest.raises(DataError, match=r"lacks the column\(s\) \['split'\]"):
-        load_split(no_split)
-    odd = write(tmp_path / "odd.csv", "id,sequence,label,split\na,MKT,1,holdout\n")
-    with pytest.raises(DataError, match="holdout"):
-        load_split(odd)
-    with pytest.raises(DataError, match="Run split_table"):
-        save_split(toy_table(2), tmp_path / "x.csv")
 
 
 # --------------------------------------------------------------------------- windows

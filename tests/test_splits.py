@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -13,15 +14,19 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from plmcore import identity, splits
-from plmcore.errors import ConfigError, DataError
+from plmcore.data import AMINO_ACIDS, read_table, validate
+from plmcore.errors import ConfigError, DataError, DuplicateIdError, RunError
 from plmcore.identity import identity_clusters, shift_identity
 from plmcore.splits import (
     cv_folds,
+    load_split,
     merge_groups,
     protein_groups,
+    save_split,
     split_by_identity,
     split_grouped,
     split_summary,
+    split_table,
 )
 
 AA = np.array(list("ACDEFGHIKLMNPQRSTVWY"))
@@ -326,3 +331,140 @@ def test_cv_folds_fall_back_to_group_kfold_when_a_fold_is_empty(monkeypatch: pyt
     with pytest.warns(UserWarning, match="left a fold empty"):
         folds = cv_folds(table, 2, seed=0, groups=["g1", "g1", "g2", "g2", "g3", "g3"])
     assert all(len(test) > 0 for _, test in folds)
+
+
+# --------------------------------------------------------------------------- random splits and split files
+
+
+SEQ_A = "MKTAYIAKQRQISFVKSHFSRQ"
+
+
+def toy_table(n_per_class: int = 50, classes: tuple[str, ...] = ("0", "1")) -> pd.DataFrame:
+    rows = []
+    for k, label in enumerate(classes):
+        for i in range(n_per_class):
+            # Distinct valid sequences: the class and the index spelled in residues.
+            code = AMINO_ACIDS[k % 20] + AMINO_ACIDS[i % 20] + AMINO_ACIDS[i // 20 % 20]
+            rows.append({"id": f"c{label}_{i}", "sequence": code + SEQ_A, "label": label,
+                         "source": f"toy.fasta:{len(rows) * 2 + 1}"})
+    return pd.DataFrame(rows)
+
+
+def test_dephos_split_with_user_test_table(shared_data: Path) -> None:
+    train = validate(read_table(shared_data / "dephos_Y" / "train_sequences.fasta")).table
+    test = validate(read_table(shared_data / "dephos_Y" / "test_sequences.fasta")).table
+    assert len(test) == 50
+    split = split_table(train, val_fraction=0.1, test_table=test)
+    assert split["split"].value_counts().to_dict() == {"train": 181, "val": 20, "test": 50}
+
+
+
+
+def test_split_is_deterministic_disjoint_and_stratified() -> None:
+    table = toy_table(n_per_class=50)
+    first = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
+    again = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=7)
+    other = split_table(table, val_fraction=0.1, test_fraction=0.2, seed=8)
+    pd.testing.assert_frame_equal(first, again)
+    assert not first["split"].equals(other["split"])
+    assert "split" not in table.columns
+    assert first["id"].tolist() == table["id"].tolist()  # rows keep their order
+    assert first["split"].value_counts().to_dict() == {"train": 70, "test": 20, "val": 10}
+    counts = first.groupby(["split", "label"]).size().to_dict()
+    assert counts == {
+        ("test", "0"): 10,
+        ("test", "1"): 10,
+        ("train", "0"): 35,
+        ("train", "1"): 35,
+        ("val", "0"): 5,
+        ("val", "1"): 5,
+    }
+
+
+def test_split_without_val() -> None:
+    split = split_table(toy_table(20), val_fraction=0, test_fraction=0.25)
+    assert split["split"].value_counts().to_dict() == {"train": 30, "test": 10}
+
+
+def test_split_falls_back_when_stratification_is_impossible() -> None:
+    table = pd.concat([toy_table(10), toy_table(1, classes=("rare",))], ignore_index=True)
+    with pytest.warns(UserWarning, match="cannot be stratified"):
+        split = split_table(table, val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert set(split["split"]) == {"train", "val", "test"}
+    assert len(split) == len(table)
+
+
+def test_split_unlabelled_table_is_random_without_warning() -> None:
+    table = toy_table(10).assign(label=None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        split = split_table(table, val_fraction=0.1, test_fraction=0.1)
+    assert split["split"].value_counts().to_dict() == {"train": 16, "val": 2, "test": 2}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"val_fraction": 1.0}, r"val_fraction must be .*got 1\.0"),
+        ({"test_fraction": -0.1}, r"test_fraction must be .*got -0\.1"),
+        ({"val_fraction": "0.1"}, "val_fraction must be a number"),
+        ({"val_fraction": 0.5, "test_fraction": 0.5}, "must be below 1"),
+    ],
+)
+def test_split_fraction_validation(kwargs: dict, match: str) -> None:
+    with pytest.raises(ConfigError, match=match):
+        split_table(toy_table(5), **kwargs)
+
+
+def test_split_that_would_leave_train_empty() -> None:
+    tiny = toy_table(1, classes=("0",))
+    with pytest.raises(ConfigError, match="training split would be empty"):
+        split_table(tiny, val_fraction=0.1, test_fraction=0.1)
+
+
+def test_split_with_user_test_table() -> None:
+    train = toy_table(20)
+    test = toy_table(3, classes=("0", "1")).assign(
+        id=lambda t: "t" + t["id"], sequence=lambda t: "W" + t["sequence"]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        split = split_table(train, val_fraction=0.25, test_fraction=0.9, test_table=test)
+    assert split["split"].value_counts().to_dict() == {"train": 30, "val": 10, "test": 6}
+    assert split["id"].tolist()[-6:] == test["id"].tolist()
+    leaky = test.assign(sequence=train["sequence"].iloc[:6].tolist())
+    with pytest.warns(UserWarning, match="6 test sequences also occur in the training data"):
+        split_table(train, test_table=leaky)
+    clash = toy_table(1)
+    with pytest.raises(DuplicateIdError, match=r"'c0_0' \(toy\.fasta:1 and toy\.fasta:1\)"):
+        split_table(train, test_table=clash)
+
+
+def test_save_and_load_split_keep_labels_as_strings(tmp_path: Path) -> None:
+    table = toy_table(10, classes=("0", "1", "NA_class"))
+    table.loc[0, "label"] = None
+    table["score"] = 1.5
+    split = split_table(table.iloc[1:], seed=3)
+    path = save_split(split, tmp_path / "run" / "split.csv")
+    loaded = load_split(path)
+    assert loaded["label"].tolist() == split["label"].tolist()
+    assert loaded["id"].tolist() == split["id"].tolist()
+    assert loaded["split"].tolist() == split["split"].tolist()
+    assert loaded["score"].tolist() == [1.5] * len(split)
+    assert set(loaded["label"]) == {"0", "1", "NA_class"}
+
+
+def test_load_split_problems(tmp_path: Path) -> None:
+    with pytest.raises(RunError, match="No split file"):
+        load_split(tmp_path / "missing.csv")
+    no_split = tmp_path / "bad.csv"
+    no_split.write_text("id,sequence,label\na,MKT,1\n")
+    with pytest.raises(DataError, match=r"lacks the column\(s\) \['split'\]"):
+        load_split(no_split)
+    odd = tmp_path / "odd.csv"
+    odd.write_text("id,sequence,label,split\na,MKT,1,holdout\n")
+    with pytest.raises(DataError, match="holdout"):
+        load_split(odd)
+    with pytest.raises(DataError, match="Run split_table"):
+        save_split(toy_table(2), tmp_path / "x.csv")
+
