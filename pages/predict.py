@@ -6,7 +6,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.predict import clean_input, scan_proteins, score_windows, split_by_length
+from plmcore.predict import at_threshold, clean_input, scan_proteins, score_windows, split_by_length
 
 st.title("Predict")
 st.caption("Sequences as long as the training windows are scored directly; longer proteins are scanned at "
@@ -65,19 +65,14 @@ def page() -> None:
 
 
 def show(results: dict, loaded, threshold: float) -> None:
-    pos = loaded.positive if loaded.positive else loaded.classes[-1]
     if "windows" in results:
-        df = results["windows"].copy()
-        if len(loaded.classes) == 2:
-            df["predicted"] = [pos if p >= threshold else next(c for c in loaded.classes if c != pos)
-                               for p in df[f"prob_{pos}"]]
+        df = at_threshold(loaded, results["windows"], threshold)
         st.subheader(f"Windows ({len(df)})")
         st.dataframe(df, hide_index=True, width="stretch")
         st.download_button("Download window scores (CSV)", df.to_csv(index=False), "window_scores.csv",
                            key="pred_dl_windows")
     if "sites" in results:
-        sites = results["sites"].copy()
-        sites["predicted"] = sites["probability"] >= threshold
+        sites = at_threshold(loaded, results["sites"], threshold)
         hits = sites[sites["predicted"]]
         st.subheader(f"Scanned proteins: {sites['protein_id'].nunique()} proteins, {len(sites)} candidate sites, "
                      f"{len(hits)} predicted at threshold {threshold:.2f}")

@@ -9,7 +9,8 @@ from plmcore.archive import export_zip, import_zip
 from plmcore.assess import split_leaderboard
 from plmcore.baselines import leaderboard
 from plmcore.cv import CVDir
-from plmcore.runs import RunDir, delete_run, list_runs
+from plmcore.provenance import describe
+from plmcore.runs import RunDir, delete_run, list_runs, rerun_command
 
 st.title("Runs & evaluation")
 
@@ -101,7 +102,14 @@ def one_run(run: RunDir) -> None:
         else:
             st.info("No metrics logged yet.")
     with tabs[3]:
-        st.json(run.config().to_dict(), expanded=1)
+        config = run.config()
+        st.markdown("**Where this run came from**")
+        st.dataframe(pd.DataFrame(describe(config.provenance), columns=["", "value"]), hide_index=True,
+                     width="stretch")
+        st.markdown("**Re-run it exactly** (same split, same settings, same losses on the same CPU thread count):")
+        st.code(rerun_command(run), language="bash")
+        st.caption("All settings")
+        st.json({k: v for k, v in config.to_dict().items() if k != "provenance"}, expanded=1)
         if status:
             st.caption("Status")
             st.json(status, expanded=False)

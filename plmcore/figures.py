@@ -72,35 +72,38 @@ def confusion(report: dict, title: str = "Confusion matrix") -> go.Figure:
     return _layout(fig, title, height=320)
 
 
-def roc_curves(reports: dict[str, dict]) -> go.Figure:
+# the two curves of a binary test report: (x key, y key, score metric, its short name, axes, title)
+_CURVES = {
+    "roc": ("fpr", "tpr", "roc_auc", "AUC", "false positive rate (1 - specificity)",
+            "true positive rate (sensitivity)", "ROC curve"),
+    "pr": ("recall", "precision", "pr_auc", "AP", "recall (sensitivity)", "precision", "Precision-recall curve"),
+}
+
+
+def _curves(reports: dict[str, dict], kind: str) -> go.Figure:
+    x_key, y_key, metric, short, x_title, y_title, title = _CURVES[kind]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="lightgray", dash="dot"),
-                             showlegend=False, hoverinfo="skip"))
+    if kind == "roc":  # the diagonal of a guess
+        fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line=dict(color="lightgray", dash="dot"),
+                                 showlegend=False, hoverinfo="skip"))
     for i, (name, rep) in enumerate(reports.items()):
-        c = rep.get("curves")
-        if not c:
+        curve = (rep.get("curves") or {}).get(kind)
+        if not curve:
             continue
-        auc = rep["metrics"].get("roc_auc")
-        fig.add_trace(go.Scatter(x=c["roc"]["fpr"], y=c["roc"]["tpr"], mode="lines",
-                                 name=f"{name} (AUC {auc:.3f})", line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_xaxes(title="false positive rate (1 - specificity)", range=[0, 1])
-    fig.update_yaxes(title="true positive rate (sensitivity)", range=[0, 1.02])
-    return _layout(fig, "ROC curve")
+        score = rep["metrics"].get(metric)
+        fig.add_trace(go.Scatter(x=curve[x_key], y=curve[y_key], mode="lines", name=f"{text(name)} ({short} {score:.3f})",
+                                 line=dict(color=PALETTE[i % len(PALETTE)]), line_shape="hv" if kind == "pr" else None))
+    fig.update_xaxes(title=x_title, range=[0, 1])
+    fig.update_yaxes(title=y_title, range=[0, 1.02])
+    return _layout(fig, title)
+
+
+def roc_curves(reports: dict[str, dict]) -> go.Figure:
+    return _curves(reports, "roc")
 
 
 def pr_curves(reports: dict[str, dict]) -> go.Figure:
-    fig = go.Figure()
-    for i, (name, rep) in enumerate(reports.items()):
-        c = rep.get("curves")
-        if not c:
-            continue
-        ap = rep["metrics"].get("pr_auc")
-        fig.add_trace(go.Scatter(x=c["pr"]["recall"], y=c["pr"]["precision"], mode="lines",
-                                 name=f"{name} (AP {ap:.3f})", line=dict(color=PALETTE[i % len(PALETTE)]),
-                                 line_shape="hv"))
-    fig.update_xaxes(title="recall (sensitivity)", range=[0, 1])
-    fig.update_yaxes(title="precision", range=[0, 1.02])
-    return _layout(fig, "Precision-recall curve")
+    return _curves(reports, "pr")
 
 
 def metrics_table(reports: dict[str, dict], names=("mcc", "specificity", "sensitivity", "accuracy", "roc_auc",

@@ -101,6 +101,17 @@ def score_windows(loaded: LoadedRun, ids: list[str], sequences: list[str], progr
     return df
 
 
+def at_threshold(loaded: LoadedRun, scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
+    """Window scores or scanned sites with "predicted" decided again at another threshold."""
+    out = scores.copy()
+    if "probability" in out.columns:  # sites: the positive class's probability
+        out["predicted"] = out["probability"] >= threshold
+    else:
+        probs = out[[f"prob_{c}" for c in loaded.classes]].to_numpy()
+        out["predicted"] = _decide(loaded, probs, threshold)
+    return out
+
+
 def _decide(loaded: LoadedRun, probs: np.ndarray, threshold: float | None) -> list[str]:
     if len(loaded.classes) == 2:
         t = loaded.threshold if threshold is None else threshold

@@ -107,6 +107,41 @@ def _cached_revision(repo_id: str) -> str | None:
     return None
 
 
+def describe(provenance: dict | None) -> list[tuple[str, str]]:
+    """A run's provenance as (what, value) rows for people: data, split, model, seeds, software."""
+    if not provenance:
+        return [("recorded", "nothing (a run made before provenance was recorded)")]
+    rows = []
+    data = provenance.get("data") or {}
+    if data.get("dataset"):
+        rows.append(("dataset", str(data["dataset"])))
+    for f in data.get("files") or []:
+        what = f.get("role", "file") + (f" (uploaded as {f['uploaded_as']})" if f.get("uploaded_as") else "")
+        rows.append((what, f"{f.get('name')} · SHA-256 {str(f.get('sha256'))[:16]}… · {f.get('bytes', 0):,} bytes"))
+    split = data.get("split") or {}
+    if split:
+        counts = split.get("counts") or {}
+        how = f"{split.get('split_method')}, validation {split.get('val_fraction')}, seed {split.get('split_seed')}"
+        rows.append(("split", f"{how}; {counts.get('train', 0)} train · {counts.get('val', 0)} validation · "
+                              f"{counts.get('test', 0)} test · SHA-256 {str(split.get('sha256'))[:16]}…"))
+    model = provenance.get("model") or {}
+    if model:
+        detail = {"hub": f"revision {model.get('revision') or 'unknown (not in the local cache)'}",
+                  "local folder": f"content SHA-256 {str(model.get('sha256'))[:16]}…",
+                  "random weights": "random weights: nothing learned"}.get(model.get("kind"), "")
+        rows.append(("model", f"{model.get('source')} ({model.get('kind')}; {detail})"))
+    seeds = provenance.get("seeds") or {}
+    if seeds:
+        rows.append(("seeds", f"training {seeds.get('seed')}, split {seeds.get('split_seed')}"))
+    if provenance.get("threads"):
+        rows.append(("CPU threads", str(provenance["threads"])))
+    soft = provenance.get("software") or {}
+    if soft:
+        rows.append(("software", ", ".join(f"{k} {v}" for k, v in soft.items() if k != "platform")))
+    rows.append(("started from", f"{provenance.get('created_by', '?')} at {provenance.get('created_at', '?')}"))
+    return rows
+
+
 def start_record(config, split: pd.DataFrame, *, created_by: str, files: list[dict] | None = None) -> dict:
     """What is known when a run is created: data, split, seeds, software and how it was started."""
     spec = config.data

@@ -622,6 +622,14 @@ def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = 
     return proc.pid
 
 
+def rerun_command(run: RunDir) -> str:
+    """The shell command that trains the run again, exactly (its config names its own split.csv)."""
+    import shlex
+
+    again = run.path.with_name(run.name + "-again")
+    return f"python -m plmcore train --config {shlex.quote(str(run.config_path))} --run-dir {shlex.quote(str(again))}"
+
+
 def resume_command(run_dir: Path | str) -> str:
     """The shell command that resumes a run, safe to copy and paste whatever the folder is called."""
     import shlex

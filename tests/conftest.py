@@ -117,3 +117,33 @@ def motif_windows(n: int, length: int = 15, seed: int = 0) -> list[tuple[str, st
 def write_fasta(path: Path, records) -> Path:
     path.write_text("".join(f">{rid} LABEL={label}\n{seq}\n" for rid, seq, label in records))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_run_archive(tmp_path_factory) -> bytes:
+    """A finished tiny run (a random-weight architecture, so it loads anywhere) exported as a zip."""
+    from plmcore.archive import export_zip
+    from plmcore.config import DataSpec, TrainConfig
+    from plmcore.train import train
+
+    folder = tmp_path_factory.mktemp("archive_src")
+    fasta = write_fasta(folder / "motif.fasta", motif_windows(60))
+    config = TrainConfig(model="random:tiny-esm", epochs=1, baselines=False,
+                         data=DataSpec(train=(str(fasta),), val_fraction=0.2, test_fraction=0.2))
+    return export_zip(train(config, run_dir=folder / "src-run"))
+
+
+@pytest.fixture
+def evil_model(tmp_path) -> tuple[Path, Path]:
+    """A model folder whose own code would create a sentinel file if it ever ran: (folder, sentinel)."""
+    import json
+
+    folder, sentinel = tmp_path / "evil_model", tmp_path / "SENTINEL"
+    folder.mkdir()
+    code = f"open({str(sentinel)!r}, 'w').write('code ran')\nfrom transformers import PretrainedConfig\n" \
+           "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n"
+    for name in ("configuration_evil.py", "modeling_evil.py"):
+        (folder / name).write_text(code)
+    (folder / "config.json").write_text(json.dumps({"model_type": "evil", "auto_map": {
+        "AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilConfig"}}))
+    return folder, sentinel

@@ -14,27 +14,18 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import motif_windows, write_fasta
 
-from plmcore.archive import export_zip, import_zip
-from plmcore.config import DataSpec, TrainConfig
+from plmcore.archive import import_zip
 from plmcore.errors import ArchiveError, ModelLoadError
 from plmcore.predict import load_run
 from plmcore.runs import DAMAGED, RunDir, list_runs
-from plmcore.train import train
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> bytes:
-    """A finished tiny run (random-weight architecture, so it loads anywhere), exported."""
-    folder = tmp_path_factory.mktemp("archive_src")
-    fasta = write_fasta(folder / "motif.fasta", motif_windows(60))
-    config = TrainConfig(model="random:tiny-esm", epochs=1, baselines=False,
-                         data=DataSpec(train=(str(fasta),), val_fraction=0.2, test_fraction=0.2))
-    run = train(config, run_dir=folder / "src-run")
-    return export_zip(run)
+def exported(tiny_run_archive) -> bytes:
+    return tiny_run_archive
 
 
 def files(data: bytes) -> dict[str, bytes]:
@@ -211,21 +202,6 @@ def test_malformed_json_of_each_kind_is_refused(exported, space, file, payload, 
 def test_no_archive_is_a_clear_refusal(space):
     refused(b"this is not a zip", space, "not a zip archive")
     refused(build({"r/split.csv": b"id\n"}), space, "holds no run")
-
-
-@pytest.fixture
-def evil_model(tmp_path) -> tuple[Path, Path]:
-    """A model folder whose own code would create a sentinel file when it runs."""
-    folder, sentinel = tmp_path / "evil_model", tmp_path / "SENTINEL"
-    folder.mkdir()
-    code = f"open({str(sentinel)!r}, 'w').write('code ran')\nfrom transformers import PretrainedConfig\n" \
-           "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n"
-    (folder / "configuration_evil.py").write_text(code)
-    (folder / "modeling_evil.py").write_text(code)
-    (folder / "config.json").write_text(json.dumps({
-        "model_type": "evil", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig",
-                                           "AutoModel": "modeling_evil.EvilConfig"}}))
-    return folder, sentinel
 
 
 def test_an_imported_run_asking_for_remote_code_never_runs_it(exported, space, evil_model):

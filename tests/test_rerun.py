@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -99,6 +100,11 @@ def test_app_runs_name_their_split_rerun_identically_and_two_app_runs_agree(tmp_
     assert cfg["provenance"]["data"]["files"][0]["uploaded_as"] == "windows.fasta"
     assert main(["train", "--config", str(first.config_path), "--run-dir", str(tmp_path / "again")]) == 0
     assert losses(RunDir(tmp_path / "again")) == losses(first)
+    # the Runs page says where the run came from and gives the command that re-runs it
+    at.switch_page("pages/runs.py").run()
+    assert any(f"--config {second.config_path}" in c.value for c in at.code)  # the newest run is shown
+    shown = pd.concat([d.value for d in at.dataframe if "value" in d.value.columns]).to_string()
+    assert "windows.fasta" in shown and "protein" in shown and "SHA-256" in shown
 
 
 def _subcommands():

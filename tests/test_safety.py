@@ -16,10 +16,10 @@ import pytest
 from conftest import motif_windows, plain, write_fasta
 from streamlit.testing.v1 import AppTest
 
-from plmcore.archive import export_zip, import_zip
+from plmcore.archive import import_zip
 from plmcore.config import DataSpec, TrainConfig
 from plmcore.runs import RunDir, list_runs, start_worker, wait, worker_alive
-from plmcore.train import create_run, train
+from plmcore.train import create_run
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = str(ROOT / "app.py")
@@ -48,25 +48,8 @@ def workspace(tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def archive(tmp_path_factory) -> bytes:
-    folder = tmp_path_factory.mktemp("safety_src")
-    fasta = write_fasta(folder / "motif.fasta", motif_windows(60))
-    config = TrainConfig(model="random:tiny-esm", epochs=1, baselines=False,
-                         data=DataSpec(train=(str(fasta),), val_fraction=0.2, test_fraction=0.2))
-    return export_zip(train(config, run_dir=folder / "tiny-run"))
-
-
-@pytest.fixture
-def evil_model(tmp_path) -> tuple[Path, Path]:
-    folder, sentinel = tmp_path / "evil_model", tmp_path / "SENTINEL"
-    folder.mkdir()
-    code = f"open({str(sentinel)!r}, 'w').write('code ran')\nfrom transformers import PretrainedConfig\n" \
-           "class EvilConfig(PretrainedConfig):\n    model_type = 'evil'\n"
-    for name in ("configuration_evil.py", "modeling_evil.py"):
-        (folder / name).write_text(code)
-    (folder / "config.json").write_text(json.dumps({"model_type": "evil", "auto_map": {
-        "AutoConfig": "configuration_evil.EvilConfig", "AutoModel": "modeling_evil.EvilConfig"}}))
-    return folder, sentinel
+def archive(tiny_run_archive) -> bytes:
+    return tiny_run_archive
 
 
 def test_no_pickle_or_unsafe_load_anywhere_in_the_engine():
@@ -82,9 +65,9 @@ def test_predict_and_embeddings_never_run_the_code_of_an_imported_run(workspace,
 
     with zipfile.ZipFile(io.BytesIO(archive)) as zf:
         members = {i.filename: zf.read(i) for i in zf.infolist()}
-    config = json.loads(members["tiny-run/config.json"])
+    config = json.loads(members["src-run/config.json"])
     config.update(model=str(folder), trust_remote_code=True)
-    members["tiny-run/config.json"] = json.dumps(config).encode()
+    members["src-run/config.json"] = json.dumps(config).encode()
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         for name, payload in members.items():
