@@ -92,6 +92,7 @@ def test_tutorial_fetch_checks_md5_and_fails_clearly_offline(workspace, dephos, 
     assert any("Could not download" in e and "zenodo.org/record/10986248" in e for e in errors(at))
 
 
+@pytest.mark.slow
 def test_train_page_starts_a_worker_and_shows_live_metrics(workspace, dephos):
     upload_dataset(app(), dephos / "train_sequences.fasta", "dephos")
     at = app("train")
@@ -156,6 +157,7 @@ def test_runs_page_shows_metrics_with_intervals_and_curves(finished_run):
     assert not errors(at) and at.get("plotly_chart")
 
 
+@pytest.mark.slow
 def test_embeddings_page_renders_projections_side_by_side(finished_run):
     at = app("embeddings")
     at.button(key="emb_go").click().run()

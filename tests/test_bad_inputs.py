@@ -102,6 +102,7 @@ def shown(at: AppTest) -> str:
     return plain(" ".join([e.value for e in at.error] + [m.value for m in at.markdown]))
 
 
+@pytest.mark.slow
 def test_data_page_refuses_every_bad_upload_and_keeps_the_earlier_dataset(tmp_path, monkeypatch, shared_data):
     monkeypatch.setenv("PLMCORE_WORKSPACE", str(tmp_path / "ws"))
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))

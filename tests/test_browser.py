@@ -135,6 +135,7 @@ def _train_tiny(page, epochs: int = 2) -> None:
     page.get_by_role("button", name="Start training").click()
 
 
+@pytest.mark.slow
 def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     url, _, tmp, proc, workspace = server
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"

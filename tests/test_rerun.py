@@ -64,6 +64,7 @@ def test_cli_run_records_its_making_and_reruns_identically(tmp_path):
     assert cfg_c.data.split_file == "split.csv"
 
 
+@pytest.mark.slow
 def test_app_runs_name_their_split_rerun_identically_and_two_app_runs_agree(tmp_path, monkeypatch):
     monkeypatch.setenv("PLMCORE_WORKSPACE", str(tmp_path / "ws"))
     data = grouped_windows(tmp_path / "windows.fasta")

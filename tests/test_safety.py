@@ -196,6 +196,7 @@ def _zombies() -> list[int]:
     return [c.pid for c in psutil.Process().children() if c.status() == psutil.STATUS_ZOMBIE]
 
 
+@pytest.mark.slow
 def test_a_finished_worker_is_reaped_and_a_killed_one_is_marked_failed(tmp_path):
     run = _motif_run(tmp_path, epochs=300, patience=None)
     pid = start_worker(run)
@@ -227,6 +228,7 @@ def test_a_reused_pid_does_not_make_a_dead_run_look_alive(tmp_path):
         sleeper.wait()
 
 
+@pytest.mark.slow
 def test_workers_started_three_times_leave_no_zombie(tmp_path):
     for i in range(3):
         folder = tmp_path / f"r{i}"

@@ -95,6 +95,7 @@ def test_same_seed_gives_the_same_run(tiny_esm, motif_fasta, tmp_path):
     np.testing.assert_allclose(pa, pb, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_checkpoint_and_resume_finishes(tiny_esm, motif_fasta, tmp_path):
     cfg = _config(tiny_esm, motif_fasta, epochs=400, patience=None, logging_steps=1)
     run = create_run(cfg, run_dir=tmp_path / "long")
