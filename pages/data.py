@@ -10,6 +10,7 @@ from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import splits as S
 from plmcore import ui
+from plmcore.config import DataSpec
 from plmcore.leakage import leakage_report
 from plmcore.splits import make_split
 
@@ -163,22 +164,18 @@ def show_dataset() -> None:
 
 def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None) -> None:
     st.subheader("Split")
-    saved = ds.meta.get("split") or {}
-    methods = {"random": "random, stratified by label", "protein": "grouped by protein (UniProt accession)",
-               "identity": "by sequence identity (clusters never straddle splits)"}
-    method = st.radio("How to split", list(methods), format_func=methods.get, horizontal=True,
-                      index=list(methods).index(saved.get("method", "random")), key="data_split_method",
-                      help="A random split puts windows of one protein on both sides; grouped splits don't.")
+    saved = ds.data_spec()  # the saved split's settings, or the defaults
+    method = ui.setting_input(DataSpec, "split_method", key="data_split_method", value=saved.split_method,
+                              radio=True)
     c = st.columns(5)
     use_test = test is not None and c[0].checkbox("Use the separate test file", value=True, key="data_split_use_test")
-    val = c[1].number_input("Validation fraction", 0.0, 0.5, float(saved.get("val_fraction", 0.1)), 0.05,
-                            key="data_split_val")
-    tst = c[2].number_input("Test fraction", 0.0, 0.5, 0.0 if use_test else float(saved.get("test_fraction", 0.1) or 0.1),
-                            0.05, key="data_split_test", disabled=use_test)
-    seed = c[3].number_input("Seed", 0, 2**31 - 1, int(saved.get("seed", 42)), key="data_split_seed")
-    identity = c[4].number_input("Identity threshold", 0.2, 1.0, float(saved.get("identity_threshold", 0.5)), 0.05,
-                                 key="data_split_identity", disabled=method != "identity")
-    stratify = st.checkbox("Stratify by label", value=True, key="data_split_stratify")
+    val = ui.setting_input(DataSpec, "val_fraction", key="data_split_val", where=c[1], value=saved.val_fraction)
+    tst = ui.setting_input(DataSpec, "test_fraction", key="data_split_test", where=c[2],
+                           value=0.0 if use_test else saved.test_fraction or 0.1, disabled=use_test)
+    seed = ui.setting_input(DataSpec, "split_seed", key="data_split_seed", where=c[3], value=saved.split_seed)
+    identity = ui.setting_input(DataSpec, "identity_threshold", key="data_split_identity", where=c[4],
+                                value=saved.identity_threshold, disabled=method != "identity")
+    stratify = ui.setting_input(DataSpec, "stratify", key="data_split_stratify", value=saved.stratify)
     if st.button("Save split", key="data_split_save"):
         with st.spinner("Splitting…"):
             split, info = make_split(table, method=method, val_fraction=val, test_fraction=tst, seed=int(seed),

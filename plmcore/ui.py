@@ -13,6 +13,7 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -219,7 +220,8 @@ def remember(key: str, value) -> None:
 # --------------------------------------------------------------------------- settings
 
 
-def setting_input(cls, name: str, *, key: str, where=None, value=None, label: str | None = None, **kw):
+def setting_input(cls, name: str, *, key: str, where=None, value=None, label: str | None = None,
+                  radio: bool = False, **kw):
     """The widget for one setting, made from its declaration (plmcore.config): a choice is a
     selectbox with the declared words, a switch a toggle, a number a number box within the
     declared range. An optional number whose range starts above 0 takes 0 for "none" (e.g.
@@ -233,8 +235,9 @@ def setting_input(cls, name: str, *, key: str, where=None, value=None, label: st
     help_text = s["help"][:1].upper() + s["help"][1:]
     if s["values"] is not None:
         options, words = list(s["values"]), s["choices"] or {}
-        return where.selectbox(label, options, index=options.index(current), key=key, help=help_text,
-                               format_func=lambda v: words.get(v, str(v)), **kw)
+        widget = partial(where.radio, horizontal=True) if radio else where.selectbox
+        return widget(label, options, index=options.index(current), key=key, help=help_text,
+                      format_func=lambda v: words.get(v, str(v)), **kw)
     if s["type"] is bool:
         return where.toggle(label, value=bool(current), key=key, help=help_text, **kw)
     if s["type"] in (int, float):
