@@ -20,7 +20,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from plmcore.baselines import compare_to_baselines, run_baselines
+from plmcore import tasks
+from plmcore.baselines import compare_task, compare_to_baselines, run_baselines, run_task_baselines
 from plmcore.calibration import apply_temperature, choose_threshold, fit_temperature, reliability
 from plmcore.leakage import leakage_report
 from plmcore.metrics import evaluation_report
@@ -51,13 +52,17 @@ def choose_decision(config, classes: list[str], positive: str | None, val_y: np.
 
 
 def test_report(y: np.ndarray, probs: np.ndarray, classes: list[str], positive: str | None, decision: dict,
-                model: str, seed: int) -> dict:
-    """Test metrics at 0.5 and at the chosen threshold, with intervals, curves and calibration."""
-    report = evaluation_report(y, probs, classes, positive=positive, seed=seed)
+                model: str, seed: int, units=None) -> dict:
+    """Test metrics at 0.5 and at the chosen threshold, with intervals, curves and calibration.
+
+    With `units` (per-residue tasks: the protein of each residue), intervals resample units.
+    """
+    report = evaluation_report(y, probs, classes, positive=positive, seed=seed, units=units)
     report["model"] = model
     if len(classes) == 2:
         pos = classes.index(positive)
-        chosen = evaluation_report(y, probs, classes, positive=positive, threshold=decision["threshold"], seed=seed)
+        chosen = evaluation_report(y, probs, classes, positive=positive, threshold=decision["threshold"], seed=seed,
+                                   units=units)
         report["at_threshold"] = {k: chosen[k] for k in ("threshold", "metrics", "ci95", "confusion_matrix")}
         report["at_threshold"]["objective"] = decision["objective"]
         report["calibration"] = reliability((y == pos).astype(int), probs[:, pos])
@@ -70,15 +75,21 @@ def assess(
     run: RunDir,
     config,
     table: pd.DataFrame,
-    classes: list[str],
-    positive: str | None,
+    lab: tasks.Labelling,
     logits: dict[str, np.ndarray],
     labels: dict[str, np.ndarray],
     embed_fn: Callable[[list[str]], np.ndarray] | None = None,
     on_stage: Callable[[str], None] | None = None,
 ) -> dict:
-    """Write threshold, test report, leakage, baselines and comparison; return a status summary."""
+    """Write threshold, test report, leakage, baselines and comparison; return a status summary.
+
+    `logits` and `labels` per split (val, test) as the trainer holds them: per-residue tasks
+    have one array per record.
+    """
     stage = on_stage or (lambda s: None)
+    if lab.task != "classification":
+        return _assess_task(run, config, table, lab, logits, labels, embed_fn, stage)
+    classes, positive = lab.classes, lab.positive
     decision = choose_decision(config, classes, positive, labels.get("val", np.zeros(0)), logits.get("val"))
     write_json(run.decision_path, decision)
     T = decision.get("temperature") or 1.0
@@ -95,17 +106,7 @@ def assess(
     summary.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"),
                    test_accuracy=report["metrics"]["accuracy"])
 
-    stage("checking the split for leakage")
-    # everything the model or its choices saw (train and validation) against the test set
-    train, test = table[table["split"] != "test"], table[table["split"] == "test"]
-    try:
-        leak = leakage_report(train, test, group_column=config.data.group_column)
-        write_json(run.leakage_path, leak)
-        summary["leaks"] = leak["leaks"]
-        for w in leak["warnings"]:
-            log.warning("Leakage: %s", w)
-    except Exception as exc:  # noqa: BLE001 - an odd table must not cost the run its result
-        log.warning("Leakage report skipped: %s", exc)
+    _leakage(run, config, table, summary, stage)
 
     if not config.baselines:
         return summary
@@ -126,12 +127,127 @@ def assess(
     return summary
 
 
+def _leakage(run: RunDir, config, table: pd.DataFrame, summary: dict, stage) -> None:
+    """What the test split shares with everything the model or its choices saw (train and validation)."""
+    stage("checking the split for leakage")
+    train, test = table[table["split"] != "test"], table[table["split"] == "test"]
+    try:
+        leak = leakage_report(train, test, group_column=config.data.group_column)
+        write_json(run.leakage_path, leak)
+        summary["leaks"] = leak["leaks"]
+        for w in leak["warnings"]:
+            log.warning("Leakage: %s", w)
+    except Exception as exc:  # noqa: BLE001 - an odd table must not cost the run its result
+        log.warning("Leakage report skipped: %s", exc)
+
+
+def _assess_task(run: RunDir, config, table: pd.DataFrame, lab: tasks.Labelling, logits: dict, labels: dict,
+                 embed_fn, stage) -> dict:
+    """assess() for regression, multi-label and per-residue tasks."""
+    rows = {name: table[table["split"] == name].reset_index(drop=True) for name in logits}
+    residue = lab.task == "residue"
+    decision: dict = {"threshold": None, "objective": "none", "target": None, "temperature": None, "note": None}
+    if residue:
+        val = [tasks.flatten_residues(lab, labels["val"], logits["val"])] if "val" in logits else []
+        decision = choose_decision(config, lab.classes, lab.positive, val[0][0] if val else np.zeros(0),
+                                   val[0][1] if val else None)
+        T = decision.get("temperature") or 1.0
+        logits = {k: [v / T for v in lg] for k, lg in logits.items()}
+    out = {name: tasks.outputs(lab, lg) for name, lg in logits.items()}
+    if lab.task == "multilabel":
+        objective = "fixed" if config.threshold_objective == "fixed" else "mcc"
+        decision.update(objective=objective, thresholds=tasks.label_thresholds(
+            labels["val"], out["val"], objective) if "val" in out else [0.5] * len(lab.classes),
+            note="one threshold per label, chosen on validation" if "val" in out else "no validation split: 0.5")
+    elif lab.task == "regression":
+        decision["note"] = "regression: values are predicted, there is no decision threshold"
+    write_json(run.decision_path, decision)
+    for name in out:
+        _write_task_predictions(run.predictions_path(name), rows[name], lab, labels[name], out[name], decision)
+    summary: dict = {"threshold": decision.get("threshold")}
+    if "test" not in out:
+        return summary
+    y, pred, units = _test_items(lab, labels["test"], out["test"])
+    if lab.task == "regression":
+        report = tasks.regression_report(y, pred, seed=config.seed)
+    elif lab.task == "multilabel":
+        report = tasks.multilabel_report(y, pred, lab.classes, decision["thresholds"], seed=config.seed)
+    else:
+        report = test_report(y, pred, lab.classes, lab.positive, decision, config.model, config.seed, units=units)
+        report.update(task="residue", n_proteins=len(rows["test"]), residues=lab.residues)
+        summary.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"))
+    report["model"] = config.model
+    write_json(run.report_path, report)
+    key = tasks.DECISION[lab.task] if len(lab.classes) <= 2 else "mcc"
+    summary.update(test_metric_name=key, test_metric=report["metrics"].get(key))
+    _leakage(run, config, table, summary, stage)
+    if not config.baselines:
+        return summary
+    stage("fitting baselines on the same split")
+    base = run_task_baselines(table, lab, embed_fn=embed_fn, seed=config.seed)
+    write_json(run.baselines_path, base)
+    comparisons = compare_task(lab, y, pred, base, units=units, thresholds=decision.get("thresholds") or
+                               decision.get("threshold"), seed=config.seed)
+    best, how = best_baseline(base)
+    result = {"best_baseline": best, "best_chosen_by": how, "comparisons": comparisons,
+              "verdict": comparisons[best]["verdict"] if best else None}
+    write_json(run.comparison_path, result)
+    summary["verdict"] = result["verdict"]
+    log.info("Verdict: %s", result["verdict"])
+    return summary
+
+
+def _test_items(lab: tasks.Labelling, y, out):
+    """The test items as the metrics see them: values in the target's units, label matrices, or the
+    residues that are examples with the protein each belongs to."""
+    if lab.task == "regression":
+        return tasks.to_output(lab, np.asarray(y, dtype=float)), np.asarray(out), None
+    if lab.task == "multilabel":
+        return np.asarray(y), np.asarray(out), None
+    return tasks.flatten_residues(lab, y, out)
+
+
+def _write_task_predictions(path, rows: pd.DataFrame, lab: tasks.Labelling, y, out, decision: dict) -> None:
+    if lab.task == "regression":
+        df = pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"], "label": rows["label"],
+                           "predicted": np.asarray(out)})
+    elif lab.task == "multilabel":
+        P = np.asarray(out)
+        df = pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"], "label": rows["label"]})
+        for j, c in enumerate(lab.classes):
+            df[f"prob_{c}"] = P[:, j]
+        th = decision["thresholds"]
+        df["predicted"] = [tasks.SEPARATOR.join(c for j, c in enumerate(lab.classes) if row[j] >= th[j])
+                           for row in P]
+    else:
+        records = []
+        for i, (t, probs) in enumerate(zip(y, out)):
+            seq = rows["sequence"][i]
+            for p in np.flatnonzero(np.asarray(t) != tasks.IGNORE):
+                records.append({"id": rows["id"][i], "position": int(p) + 1, "residue": seq[p],
+                                "label": lab.classes[t[p]],
+                                **{f"prob_{c}": float(probs[p, j]) for j, c in enumerate(lab.classes)},
+                                "predicted": decide_class(lab, probs[p], decision.get("threshold"))})
+        df = pd.DataFrame(records)
+    df.to_csv(path, index=False)
+
+
+def decide_class(lab: tasks.Labelling, probs: np.ndarray, threshold: float | None) -> str:
+    """The predicted class for one row of class probabilities: the threshold on the positive class
+    for two classes, else the most probable class."""
+    if len(lab.classes) == 2 and threshold is not None:
+        pos = lab.positive_index
+        return lab.classes[pos] if probs[pos] >= threshold else lab.classes[1 - pos]
+    return lab.classes[int(np.argmax(probs))]
+
+
 def best_baseline(base: dict) -> tuple[str | None, str]:
     """The baseline to beat, chosen on validation (never on test) by ROC-AUC, else MCC."""
     entries = base["baselines"]
     if not entries:
         return None, "no baselines"
-    key = "roc_auc" if len(base["classes"]) == 2 else "mcc"
+    task = base.get("task", "classification")
+    key = tasks.DECISION[task] if task in ("regression", "multilabel") or len(base["classes"]) == 2 else "mcc"
 
     def score(entry):
         v = (entry.get("val_metrics") or {}).get(key)
@@ -176,12 +292,15 @@ def format_assessment(run: RunDir) -> str:
     lines = []
     entries = leaderboard_entries(run)
     if len(entries) > 1:
+        from plmcore.figures import board_metrics
+
         board = leaderboard(entries)
+        shown = board_metrics(board)[:3]
         lines.append(f"Leaderboard on the same test split (n={board['n'].iloc[0]}), 95% bootstrap intervals:")
-        lines.append(f"{'model':<26}{'ROC-AUC':>22}{'MCC':>24}{'accuracy':>22}")
+        lines.append(f"{'model':<30}" + "".join(f"{tasks.metric_words(m):>24}" for m in shown))
         for _, row in board.iterrows():
-            cells = [f"{row[m]:.3f} [{row[m + '_lo']:.3f}, {row[m + '_hi']:.3f}]" for m in ("roc_auc", "mcc", "accuracy")]
-            lines.append(f"{row['model']:<26}" + "".join(f"{c:>22}" for c in cells))
+            cells = [f"{row[m]:.3f} [{row[m + '_lo']:.3f}, {row[m + '_hi']:.3f}]" for m in shown]
+            lines.append(f"{row['model']:<30}" + "".join(f"{c:>24}" for c in cells))
     comparison = run.comparison()
     if comparison:
         if comparison.get("verdict"):

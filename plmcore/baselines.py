@@ -28,14 +28,15 @@ from plmcore.data import AMINO_ACIDS, PAD_CHAR, classes_of, positive_class
 from plmcore.errors import ConfigError, DataError, LabelError
 from plmcore.metrics import (
     METRIC_LABELS,
-    _multiclass_resampled,
     binary_metrics,
     compute_metrics,
     evaluation_report,
     multiclass_metrics,
+    multiclass_resampled,
     percentile_interval,
     resample_counts,
     resampled_metrics,
+    weighted_binary,
 )
 
 __all__ = [
@@ -387,7 +388,7 @@ def paired_bootstrap(
     multiclass = A.ndim == 2 and A.shape[1] > 2
     if multiclass:
         point_a, point_b = multiclass_metrics(y, A), multiclass_metrics(y, B)
-        boot_a, boot_b = _multiclass_resampled(y, A, counts), _multiclass_resampled(y, B, counts)
+        boot_a, boot_b = multiclass_resampled(y, A, counts), multiclass_resampled(y, B, counts)
         decision = "mcc"
     else:
         if A.ndim == 2:
@@ -457,9 +458,11 @@ def compare_to_baselines(
 
 def verdict(comparison: dict, n: int, name_a: str, name_b: str) -> str:
     """One plain-language sentence: is a better than b, by how much, with what certainty."""
+    from plmcore.tasks import metric_words
+
     metric = comparison["decision_metric"]
     entry = comparison["metrics"][metric]
-    label = METRIC_LABELS.get(metric, metric)
+    label = metric_words(metric)
     lo, hi = entry["ci95"]
     a, b, diff = entry["a"], entry["b"], entry["difference"]
     if any(v is None for v in (a, b, diff, lo, hi)):
@@ -488,7 +491,11 @@ def leaderboard(entries: Mapping[str, dict] | Iterable[dict]) -> pd.DataFrame:
     "report" (e.g. ``run_baselines(...)["baselines"].values()`` plus the fine-tuned run).
     Columns: model, n, then per metric ``m``, ``m_lo``, ``m_hi``.
     """
+    from plmcore.tasks import MULTILABEL_METRICS, REGRESSION_METRICS
+
     items = list(entries.items()) if isinstance(entries, Mapping) else [_named_report(e) for e in entries]
+    task = items[0][1].get("task", "classification") if items else "classification"
+    metrics = {"regression": REGRESSION_METRICS, "multilabel": MULTILABEL_METRICS[:4]}.get(task, LEADERBOARD_METRICS)
     rows = []
     for name, report in items:
         if "metrics" not in report:
@@ -497,16 +504,17 @@ def leaderboard(entries: Mapping[str, dict] | Iterable[dict]) -> pd.DataFrame:
                 "from plmcore.metrics.evaluation_report."
             )
         row: dict[str, Any] = {"model": name, "n": report.get("n")}
-        for metric in LEADERBOARD_METRICS:
+        for metric in metrics:
             value = report["metrics"].get(metric)
             lo, hi = report.get("ci95", {}).get(metric, (None, None))
             row[metric] = _nan(value)
             row[f"{metric}_lo"] = _nan(lo)
             row[f"{metric}_hi"] = _nan(hi)
         rows.append(row)
-    columns = ["model", "n"] + [f"{m}{s}" for m in LEADERBOARD_METRICS for s in ("", "_lo", "_hi")]
+    columns = ["model", "n"] + [f"{m}{s}" for m in metrics for s in ("", "_lo", "_hi")]
     frame = pd.DataFrame(rows, columns=columns)
-    return frame.sort_values("roc_auc", ascending=False, na_position="last", kind="stable").reset_index(drop=True)
+    frame.attrs["metrics"] = list(metrics)
+    return frame.sort_values(metrics[0], ascending=False, na_position="last", kind="stable").reset_index(drop=True)
 
 
 def _named_report(entry: dict) -> tuple[str, dict]:
@@ -548,3 +556,249 @@ def _signed(value: float) -> str:
     if text in ("+0.00", "-0.00") and value != 0:
         text = f"{value:+.3f}"  # keep a bound's side of zero visible
     return text.replace("-", "\u2212")
+
+
+# --------------------------------------------------------------------------- other tasks
+
+DEFAULT_ALPHAS = (0.01, 0.1, 1.0, 10.0, 100.0, 1000.0)
+RESIDUE_WINDOW = 7  # residues either side of each example in the per-residue baseline
+# what each task's comparison reports; the first is the decision metric
+COMPARED = {"regression": ("spearman", "pearson", "rmse"), "multilabel": ("macro_roc_auc", "macro_pr_auc", "micro_f1"),
+            "residue": ("roc_auc", "mcc", "accuracy")}
+
+
+def _sequence_features(sequences: list[str], embed_fn, what: str) -> tuple[list, dict]:
+    """The baselines' feature sets for sequence-level tasks: composition, one-hot (aligned windows) and
+    frozen embeddings; with the reason any was skipped."""
+    features: list[tuple[str, Callable[[], np.ndarray], bool]] = [
+        (f"composition + {what}", lambda: composition_features(sequences), False)]
+    skipped: dict[str, str] = {}
+    lengths = {len(s) for s in sequences}
+    if len(lengths) == 1:
+        features.append((f"one-hot + {what}", lambda: onehot_features(sequences), False))
+    else:
+        skipped[f"one-hot + {what}"] = (f"sequences have lengths {min(lengths)}-{max(lengths)}; one-hot features "
+                                        "need aligned windows of one length")
+    if embed_fn is not None:
+        features.append((f"frozen embeddings + {what}", lambda: _embeddings(embed_fn, sequences), True))
+    return features, skipped
+
+
+def _parts(table: pd.DataFrame) -> dict[str, np.ndarray]:
+    split = table["split"].astype(str).to_numpy()
+    parts = {name: np.flatnonzero(split == name) for name in ("train", "val", "test")}
+    for name in ("train", "test"):
+        if len(parts[name]) == 0:
+            raise DataError(f"The split table has no {name} records; baselines need train and test splits.")
+    return parts
+
+
+def _pick(candidates, fit, score, *, higher: bool = True):
+    """The candidate whose fitted model scores best on validation (ties: the first, most regularised)."""
+    scores = {}
+    best, best_score = candidates[0], -np.inf
+    for c in candidates:
+        s = score(fit(c))
+        scores[c] = s
+        value = (s if higher else -s) if not math.isnan(s) else -np.inf
+        if value > best_score + 1e-12:
+            best, best_score = c, value
+    return best, scores
+
+
+def run_task_baselines(table: pd.DataFrame, lab, *, embed_fn=None, n_boot: int = 2000, seed: int = 0) -> dict:
+    """Baselines for regression (ridge regression), multi-label (one logistic regression per label)
+    and per-residue tasks (logistic regression on one-hot windows around each residue), fitted on
+    the split's training part, tuned on validation, reported on test with intervals."""
+    from plmcore import tasks
+
+    table = table.reset_index(drop=True)
+    parts = _parts(table)
+    if lab.task == "residue":
+        return _residue_baselines(table, lab, parts, n_boot=n_boot, seed=seed)
+    sequences = [str(s) for s in table["sequence"]]
+    ids = [str(v) for v in table["id"]]
+    tr, va, te = parts["train"], parts["val"], parts["test"]
+    y = tasks.targets(lab, table["label"].tolist(), sequences)
+    what = "ridge" if lab.task == "regression" else "LR per label"
+    features, skipped = _sequence_features(sequences, embed_fn, what)
+    results = {}
+    for name, make, scale in features:
+        X = make()
+        if lab.task == "regression":
+            entry = _ridge(X, y, tr, va, te, scale, lab)
+            truth = tasks.to_output(lab, y[te]) if lab.target_mean is not None else y[te]
+            entry["test"] = tasks.regression_report(truth, entry.pop("test_values"), n_boot=n_boot, seed=seed)
+        else:
+            entry = _per_label(X, y, tr, va, te, scale, seed)
+            entry["test"] = tasks.multilabel_report(y[te], entry.pop("test_values"), lab.classes, entry["thresholds"],
+                                                    n_boot=n_boot, seed=seed)
+        entry.update(name=name, n_features=int(X.shape[1]), standardised=scale)
+        entry["test_predictions"] = {ids[i]: v for i, v in zip(te, entry.pop("test_list"))}
+        results[name] = entry
+    return {"task": lab.task, "classes": lab.classes, "n_train": len(tr), "n_val": len(va), "n_test": len(te),
+            "test_ids": [ids[i] for i in te], "baselines": results, "skipped": skipped}
+
+
+def _ridge(X, y, tr, va, te, scale: bool, lab) -> dict:
+    from sklearn.linear_model import Ridge
+
+    from plmcore import tasks
+
+    def fit(alpha):
+        model = make_pipeline(StandardScaler(), Ridge(alpha=alpha)) if scale else Ridge(alpha=alpha)
+        return model.fit(X[tr], y[tr])
+
+    if len(va) > 2:
+        alpha, scores = _pick(DEFAULT_ALPHAS, fit, lambda m: tasks.regression_metrics(y[va], m.predict(X[va]))["rmse"],
+                              higher=False)
+        how = f"validation split ({len(va)} records, RMSE)"
+    else:
+        alpha, scores, how = 1.0, {}, "fixed alpha=1 (no validation split)"
+    model = fit(alpha)
+    values = tasks.to_output(lab, model.predict(X[te]))
+    val_metrics = None
+    if len(va) > 2:
+        val_metrics = _jsonable(tasks.regression_metrics(tasks.to_output(lab, y[va]),
+                                                         tasks.to_output(lab, model.predict(X[va]))))
+    return {"alpha": alpha, "c_selection": how, "val_scores": {f"{a:g}": _num(s) for a, s in scores.items()},
+            "val_metrics": val_metrics, "test_values": values, "test_list": [float(v) for v in values]}
+
+
+def _per_label(X, Y, tr, va, te, scale: bool, seed: int) -> dict:
+    from plmcore import tasks
+
+    L = Y.shape[1]
+
+    def fit(C):
+        models = []
+        for j in range(L):
+            yj = Y[tr, j].astype(int)
+            models.append(_fit(X[tr], yj, C, scale, seed) if len(np.unique(yj)) == 2 else float(yj.mean()))
+        return models
+
+    def predict(models, rows):
+        return np.stack([m[:, 1] if not isinstance(m, float) else m for m in
+                         (_proba(mod, X[rows], 2) if not isinstance(mod, float) else np.full(len(rows), mod)
+                          for mod in models)], 1)
+
+    if len(va) > 2:
+        C, scores = _pick(DEFAULT_CS, fit, lambda ms: tasks.multilabel_metrics(
+            Y[va], predict(ms, va), [0.5] * L)["macro_roc_auc"])
+        how = f"validation split ({len(va)} records, macro ROC-AUC)"
+    else:
+        C, scores, how = 1.0, {}, "fixed C=1 (no validation split)"
+    models = fit(C)
+    P_val = predict(models, va) if len(va) else np.zeros((0, L))
+    thresholds = tasks.label_thresholds(Y[va], P_val, "mcc") if len(va) else [0.5] * L
+    P = predict(models, te)
+    val_metrics = _jsonable({k: v for k, v in tasks.multilabel_metrics(Y[va], P_val, thresholds).items()
+                             if ":" not in k}) if len(va) > 2 else None
+    return {"C": C, "c_selection": how, "val_scores": {f"{c:g}": _num(s) for c, s in scores.items()},
+            "val_metrics": val_metrics, "thresholds": thresholds, "test_values": P,
+            "test_list": [[float(v) for v in row] for row in P]}
+
+
+def residue_window_features(sequence: str, positions: np.ndarray, half: int = RESIDUE_WINDOW) -> np.ndarray:
+    """(len(positions), (2*half+1) * 21) one-hot windows centred on the given 0-based positions."""
+    from plmcore.data import site_window
+
+    windows = [site_window(sequence, int(p) + 1, 2 * half + 1) for p in positions]
+    return onehot_features(windows) if windows else np.zeros((0, (2 * half + 1) * len(ONEHOT_SYMBOLS)))
+
+
+def _residue_rows(table, lab, rows) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    from plmcore import tasks
+
+    sequences = [str(table["sequence"][i]) for i in rows]
+    tracks = tasks.targets(lab, [str(table["label"][i]) for i in rows], sequences)
+    X, y, units, positions = [], [], [], []
+    for k, (seq, t) in enumerate(zip(sequences, tracks)):
+        pos = np.flatnonzero(t != tasks.IGNORE)
+        X.append(residue_window_features(seq, pos))
+        y.append(t[pos])
+        units.append(np.full(len(pos), k))
+        positions.append(pos)
+    return np.concatenate(X), np.concatenate(y), np.concatenate(units), positions
+
+
+def _residue_baselines(table, lab, parts, *, n_boot: int, seed: int) -> dict:
+    Xtr, ytr, _, _ = _residue_rows(table, lab, parts["train"])
+    Xva, yva, _, _ = _residue_rows(table, lab, parts["val"]) if len(parts["val"]) else (None, None, None, None)
+    Xte, yte, units, positions = _residue_rows(table, lab, parts["test"])
+    name = f"one-hot ±{RESIDUE_WINDOW} residues + LR"
+    metric = "roc_auc" if len(lab.classes) == 2 else "mcc"
+    model, C, selection = fit_logistic(Xtr, ytr, Xva, yva, metric=metric, seed=seed)
+    P = _proba(model, Xte, len(lab.classes))
+    val_metrics = None
+    if Xva is not None and len(yva):
+        val_metrics = _jsonable(compute_metrics(yva, _proba(model, Xva, len(lab.classes)),
+                                                positive_index=lab.positive_index))
+    ids = [str(table["id"][i]) for i in parts["test"]]
+    by_protein, start = {}, 0
+    for rid, pos in zip(ids, positions):
+        by_protein[rid] = [[float(v) for v in row] for row in P[start:start + len(pos)]]
+        start += len(pos)
+    report = evaluation_report(yte, P, lab.classes, positive=lab.positive, n_boot=n_boot, seed=seed, units=units)
+    report["n_proteins"] = len(ids)
+    entry = {"name": name, "n_features": int(Xtr.shape[1]), "standardised": False, "C": C,
+             "c_selection": selection["selection"], "val_metrics": val_metrics, "test": report,
+             "test_predictions": by_protein}
+    return {"task": "residue", "classes": lab.classes, "positive": lab.positive, "n_train": len(parts["train"]),
+            "n_val": len(parts["val"]), "n_test": len(parts["test"]), "test_ids": ids, "baselines": {name: entry},
+            "skipped": {}}
+
+
+def compare_task(lab, y, model_pred, baselines: dict, *, name: str = "fine-tuned model", units=None,
+                 thresholds=None, n_boot: int = 2000, seed: int = 0) -> dict[str, dict]:
+    """Paired bootstrap of the model against each baseline on the same test items (or proteins), for
+    regression, multi-label and per-residue tasks; the same form as paired_bootstrap, with a verdict."""
+    from plmcore import tasks
+    from plmcore.metrics import unit_counts
+
+    compared = COMPARED[lab.task]
+    y = np.asarray(y)
+    counts = unit_counts(units, len(y), n_boot, seed)
+    ids = baselines["test_ids"]
+
+    def stats(pred, th, W):
+        """The compared metrics on each row of weights W."""
+        if lab.task == "regression":
+            return tasks.regression_resampled(y, pred, W)
+        if lab.task == "multilabel":
+            return tasks.multilabel_resampled(y, pred, W, th)
+        if len(lab.classes) == 2:
+            pos = lab.positive_index
+            return weighted_binary((y == pos).astype(int), pred[:, pos], W, th or 0.5)
+        return multiclass_resampled(y, pred, W)
+
+    def resampled(pred, th):
+        return stats(pred, th, counts)
+
+    def point(pred, th):
+        return {k: float(v[0]) for k, v in stats(pred, th, np.ones((1, len(y)))).items()}
+
+    a_boot, a_point = resampled(model_pred, thresholds), point(model_pred, thresholds)
+    out = {}
+    for baseline, entry in baselines["baselines"].items():
+        raw = entry["test_predictions"]
+        if lab.task == "residue":
+            b_pred = np.asarray([row for rid in ids for row in raw[rid]], dtype=float)
+        else:
+            b_pred = np.asarray([raw[rid] for rid in ids], dtype=float)
+        b_th = entry.get("thresholds") if lab.task == "multilabel" else None
+        b_boot, b_point = resampled(b_pred, b_th), point(b_pred, b_th)
+        metrics = {}
+        for m in compared:
+            diff = np.asarray(a_boot[m]) - np.asarray(b_boot[m])
+            valid = diff[~np.isnan(diff)]
+            lo, hi = percentile_interval(valid)
+            metrics[m] = {"a": _num(a_point[m]), "b": _num(b_point[m]), "difference": _num(a_point[m] - b_point[m]),
+                          "ci95": [_num(lo), _num(hi)],
+                          "p_a_better": _num(np.mean(valid < 0 if m in ("rmse", "mae") else valid > 0))
+                          if valid.size else None}
+        comparison = {"n": int(len(np.unique(units)) if units is not None else len(y)), "n_boot": n_boot,
+                      "seed": seed, "task": lab.task, "decision_metric": compared[0], "metrics": metrics}
+        comparison["verdict"] = verdict(comparison, comparison["n"], name, baseline)
+        out[baseline] = comparison
+    return out

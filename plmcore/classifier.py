@@ -74,19 +74,29 @@ class ClassificationHead(nn.Module):
 
 
 class SequenceClassifier(nn.Module):
-    """Backbone (optionally LoRA-wrapped) + pooling + head."""
+    """Backbone (optionally LoRA-wrapped) + pooling + head: one output vector per sequence.
 
-    def __init__(self, backbone: nn.Module, hidden: int, n_classes: int, pooling: str, dropout: float):
+    With ``per_token`` the head is applied to every token instead of a pooled vector (per-residue
+    tasks): the output is (B, T, n_outputs), and `embed` still pools (for projections).
+    """
+
+    def __init__(self, backbone: nn.Module, hidden: int, n_classes: int, pooling: str, dropout: float,
+                 per_token: bool = False):
         super().__init__()
         self.backbone = backbone
         self.pooling = pooling
+        self.per_token = per_token
         self.head = ClassificationHead(hidden, n_classes, dropout)
 
+    def hidden(self, batch: Batch) -> torch.Tensor:
+        return self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+
     def embed(self, batch: Batch) -> torch.Tensor:
-        out = self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-        return pool(out.last_hidden_state, batch, self.pooling)
+        return pool(self.hidden(batch), batch, self.pooling)
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        if self.per_token:
+            return self.head(self.hidden(batch))
         return self.head(self.embed(batch))
 
 
@@ -113,12 +123,16 @@ def add_lora(backbone: Backbone, r: int, alpha: float, dropout: float, targets: 
     return wrapped
 
 
-def build_classifier(backbone: Backbone, n_classes: int, config) -> SequenceClassifier:
-    """A LoRA-wrapped classifier as the run's config describes (with plmcore.fast's equivalent kernels)."""
+def build_classifier(backbone: Backbone, n_outputs: int, config, *, per_token: bool = False) -> SequenceClassifier:
+    """A LoRA-wrapped model as the run's config describes (with plmcore.fast's equivalent kernels).
+
+    `n_outputs`: classes, labels, or 1 for regression; `per_token`: one output per residue.
+    """
     from plmcore.fast import speed_up
 
     wrapped = add_lora(backbone, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
-    return speed_up(SequenceClassifier(wrapped, backbone.hidden_size, n_classes, config.pooling, config.head_dropout))
+    return speed_up(SequenceClassifier(wrapped, backbone.hidden_size, n_outputs, config.pooling, config.head_dropout,
+                                       per_token=per_token))
 
 
 def save_weights(model: SequenceClassifier, folder: Path, meta: dict) -> None:

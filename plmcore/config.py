@@ -25,8 +25,17 @@ from plmcore.errors import ConfigError
 POOLINGS = {"mean": "mean over residues", "cls": "first token (CLS)", "center": "centre residue (the site)"}
 SCHEDULES = {"linear": "linear decay", "cosine": "cosine decay", "constant": "constant"}
 CLASS_WEIGHTS = {"none": "none", "balanced": "balanced (rarer classes weigh more)"}
-STOP_METRICS = {"mcc": "MCC", "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "accuracy": "Accuracy", "f1": "F1",
-                "val_loss": "validation loss"}
+STOP_METRICS = {"auto": "the task's own (MCC; Spearman for regression; ROC-AUC for multi-label)", "mcc": "MCC",
+                "roc_auc": "ROC-AUC", "pr_auc": "PR-AUC", "accuracy": "Accuracy", "f1": "F1",
+                "spearman": "Spearman correlation", "pearson": "Pearson correlation", "r2": "R²", "rmse": "RMSE",
+                "mae": "MAE", "val_loss": "validation loss"}
+# metrics where lower is better
+LOWER_IS_BETTER = frozenset({"val_loss", "rmse", "mae", "brier"})
+TASKS = {"auto": "from the labels", "classification": "classification: one class per sequence",
+         "regression": "regression: a number per sequence",
+         "multilabel": "multi-label: several labels per sequence",
+         "residue": "per-residue: a class for each residue"}
+REGRESSION_LOSSES = {"mse": "mean squared error", "huber": "Huber (less swayed by outliers)"}
 PRECISIONS = {"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
 THRESHOLD_OBJECTIVES = {"mcc": "best MCC on validation", "specificity": "target specificity",
                         "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}
@@ -43,6 +52,8 @@ Precision = Literal[tuple(PRECISIONS)]
 ThresholdObjective = Literal[tuple(THRESHOLD_OBJECTIVES)]
 TooLong = Literal[tuple(TOO_LONG)]
 LabelSource = Literal[tuple(LABEL_SOURCES)]
+Task = Literal[tuple(TASKS)]
+RegressionLoss = Literal[tuple(REGRESSION_LOSSES)]
 SplitMethod = Literal[tuple(SPLIT_METHODS)]
 
 
@@ -275,7 +286,7 @@ class TrainConfig:
     class_weights: ClassWeights = setting("none", "weigh rarer classes more in the loss", label="Class weights",
                                           choices=CLASS_WEIGHTS)
     early_stopping_metric: StopMetric = setting(
-        "mcc", "validation metric that picks the best checkpoint and stops training early",
+        "auto", "validation metric that picks the best checkpoint and stops training early",
         label="Early-stopping metric",
         choices=STOP_METRICS)
     patience: int | None = setting(5, "evaluations without improvement before stopping (0 on the command line: "
@@ -303,6 +314,19 @@ class TrainConfig:
         group="evaluation", lo=0, hi=1, lo_open=True, none="no target")
     temperature_scaling: bool = setting(False, "calibrate probabilities on validation", label="Temperature scaling",
                                         group="evaluation")
+    task: Task = setting("auto", "what to predict: a class, a number or several labels per sequence, or a class "
+                         "per residue; auto decides from the labels", label="Task", group="task", choices=TASKS)
+    residues: str | None = setting(
+        None, "per-residue task: the residue types that are examples, e.g. STY for phosphosites", group="task",
+        label="Residues that count", none="every labelled residue")
+    regression_loss: RegressionLoss = setting("mse", "regression loss", group="task", label="Regression loss",
+                                              choices=REGRESSION_LOSSES)
+    standardize_targets: bool = setting(
+        True, "regression: train on targets scaled to mean 0 and sd 1 (from the training split); predictions are "
+        "scaled back", group="task", label="Standardise targets")
+    chunk_overlap: int = setting(
+        64, "per-residue task: residues shared by consecutive chunks of a protein longer than the model takes; "
+        "predictions in the overlap are averaged", group="task", lo=0)
     data: DataSpec = setting(help="where the data comes from and how it is split", factory=DataSpec, cli=False)
     # What the run was made from (files and their hashes, model revision, software, threads):
     # written by the engine, shown on the Runs page, never a setting.
@@ -318,14 +342,18 @@ class TrainConfig:
         validate(self)
         if self.provenance is not None and not isinstance(self.provenance, dict):
             raise ConfigError("provenance must be a JSON object")
+        if self.residues is not None:
+            from plmcore.data import VALID_RESIDUES
+
+            letters = self.residues.strip().upper()
+            if not letters or set(letters) - set(VALID_RESIDUES):
+                raise ConfigError(f"residues={self.residues!r}: give one-letter residue codes such as STY")
+            object.__setattr__(self, "residues", "".join(sorted(set(letters))))
         if self.threshold_objective in ("specificity", "sensitivity") and self.threshold_target is None:
             raise ConfigError(f"threshold_objective={self.threshold_objective!r} needs threshold_target, "
                               "e.g. 0.9 for 90% on the validation split")
 
-    @property
-    def metric_mode(self) -> str:
-        """'min' for losses, 'max' for scores."""
-        return "min" if self.early_stopping_metric == "val_loss" else "max"
+
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -95,7 +95,9 @@ UNIPROT_ACCESSION = re.compile(
 )
 _ACCESSION_WITH_ISOFORM = re.compile(rf"({UNIPROT_ACCESSION.pattern})(?:-\d+)?")
 
-_LABEL_TAG = re.compile(r"(?i)(?:^|(?<=[\s|;]))(?:label|class)\s*=\s*([^\s|;]*)")
+# LABEL=x, up to a space or '|'; ';' continues a multi-label value (LABEL=membrane;nucleus) unless
+# what follows is another key=value field (LABEL=kinase;source=x).
+_LABEL_TAG = re.compile(r"(?i)(?:^|(?<=[\s|;]))(?:label|class)\s*=\s*((?:[^\s|;=]*)(?:;[^\s|;=]+(?=;|\s|\||$))*)")
 
 # Regression heuristics: this many distinct numbers, most of them unique, is not a class list.
 _REGRESSION_MIN_DISTINCT = 10
@@ -153,6 +155,8 @@ class ValidationReport:
     table: pd.DataFrame
     errors: list[Issue] = field(default_factory=list)
     warnings: list[Issue] = field(default_factory=list)
+    task: str = "classification"  # what the labels describe (plmcore.tasks), or the task asked for
+    task_reason: str = ""
 
     @property
     def ok(self) -> bool:
@@ -965,6 +969,8 @@ class _Check:
     errors: dict[str, list[Issue]] = field(default_factory=lambda: {code: [] for code in ERROR_CLASSES})
     warnings: list[Issue] = field(default_factory=list)
     regression: bool = False
+    task: str = "classification"
+    task_reason: str = ""
 
     @classmethod
     def of(cls, table: pd.DataFrame) -> _Check:
@@ -1000,7 +1006,8 @@ class _Check:
         self.table["sequence"] = pd.Series(self.sequences, dtype=object)
         self.table["label"] = pd.Series(self.labels, dtype=object)
         errors = [issue for code, issues in self.errors.items() for issue in _capped(code, issues)]
-        return ValidationReport(table=self.table, errors=errors, warnings=self.warnings)
+        return ValidationReport(table=self.table, errors=errors, warnings=self.warnings, task=self.task,
+                                task_reason=self.task_reason)
 
 
 def _check_residues(c: _Check, gaps: str) -> None:
@@ -1075,17 +1082,34 @@ def _check_length(c: _Check, max_length: int | None, too_long: str) -> list[str]
     return kept
 
 
-def _check_labels(c: _Check) -> None:
-    """Every record has a label, and the labels are classes (not continuous numbers)."""
+def _check_labels(c: _Check, task: str) -> None:
+    """Every record has a label, and the labels fit the task: classes (not continuous numbers),
+    numbers for regression, label sets for multi-label, a track as long as the sequence per residue."""
+    from plmcore import tasks
+
+    example = {"classification": "'>P12345 LABEL=1'", "regression": "'>P12345 LABEL=42.5'",
+               "multilabel": "'>P12345 LABEL=membrane;nucleus'", "residue": "a label string as long as the sequence"}
     for i, label in enumerate(c.labels):
         if label is None:
             c.error("missing_label", i, f"{c.record(i)} has no label. Add one: in a FASTA header as a tag like "
-                                        "'>P12345 LABEL=1', in a table in the label column; or upload one file "
+                                        f"{example[c.task]}, in a table in the label column; or upload one file "
                                         "per class.")
-    issue = _regression_issue(c.labels, c.locations)
-    if issue is not None:
-        c.regression = True
-        c.errors["regression_target"].append(issue)
+        elif c.task == "regression" and _as_number(label) is None:
+            c.error("missing_label", i, f"{c.record(i)} has the label {label!r}, which is not a number; a regression "
+                                        "task needs a number for every record (e.g. 42.5). Correct it or remove the "
+                                        "record.")
+        elif c.task == "multilabel" and not tasks.split_labels(label):
+            c.error("missing_label", i, f"{c.record(i)} has no labels between the '{tasks.SEPARATOR}' separators.")
+        elif c.task == "residue" and len(label) != len(c.sequences[i]):
+            c.error("missing_label", i, f"{c.record(i)} has a label track of {len(label)} characters for a sequence "
+                                        f"of {len(c.sequences[i])} residues; a per-residue task needs one label per "
+                                        f"residue ('{tasks.NO_LABEL}' for none). Check that gaps were removed from "
+                                        "both, and that the track belongs to this sequence.")
+    if c.task == "classification":
+        issue = _regression_issue(c.labels, c.locations)
+        if issue is not None:
+            c.regression = True
+            c.errors["regression_target"].append(issue)
 
 
 def _check_ids(c: _Check) -> None:
@@ -1094,17 +1118,37 @@ def _check_ids(c: _Check) -> None:
 
 
 def _check_copies(c: _Check, labelled: bool) -> None:
-    """Identical sequences: with different labels an error, with the same label a warning."""
+    """Identical sequences: with different labels an error (for regression, replicate measurements:
+    a warning), with the same label a warning."""
     conflicts, copies = _sequence_duplicates(c.sequences, c.labels, c.ids, c.locations)
-    if labelled:
+    if labelled and c.task == "regression":
+        for issue in conflicts:
+            c.warnings.append(Issue("warning", "replicate_values", issue.message.replace(
+                "Correct the wrong label or remove all but one of them; the model cannot learn two answers for one "
+                "input.", "They are kept as replicate measurements; average them if they are not."),
+                issue.record_id, issue.location))
+    elif labelled:
         c.errors["conflicting_labels"].extend(conflicts)
     if copies is not None:
         c.warnings.append(copies)
 
 
 def _check_classes(c: _Check, min_classes: int) -> None:
-    """At least `min_classes` classes among the labels."""
+    """At least `min_classes` classes among the labels (label names for multi-label, residue classes
+    per residue; for regression, at least two different values)."""
+    from plmcore import tasks
+
     present = [label for label in c.labels if label is not None]
+    if c.task == "regression":
+        values = {_as_number(v) for v in present} - {None}
+        if present and len(values) < 2:
+            c.error("single_class", None, f"{_all_carry(len(present), c.locations)} the same value; a regression "
+                                          "needs targets that vary.")
+        return
+    if c.task == "multilabel":
+        present = [x for v in present for x in tasks.split_labels(v)]
+    elif c.task == "residue":
+        present = sorted(set("".join(present)) - {tasks.NO_LABEL})
     classes = classes_of(present)
     if present and len(classes) < min_classes:
         found = ", ".join(f"'{k}'" for k in classes)
@@ -1122,8 +1166,12 @@ def validate(
     gaps: str = "strip",
     require_labels: bool = True,
     min_classes: int = 2,
+    task: str = "auto",
 ) -> ValidationReport:
     """Check a raw table and return the cleaned copy with its errors and warnings.
+
+    The labels are checked for the task (plmcore.tasks: classification, regression,
+    multilabel or residue); "auto" takes the one the labels describe, recorded in the report.
 
     The checks run in this order: residues (case, gaps, invalid characters, empty records),
     length, labels, ids, identical sequences, classes. Fixable problems (lowercase, gaps, a
@@ -1144,9 +1192,14 @@ def validate(
             "error", "empty", "No records to check: the input holds no sequences. Upload a FASTA or CSV file "
             "with at least one sequence.")], warnings=[])
     _check_residues(c, gaps)
-    kept = _check_length(c, max_length, too_long)
     if require_labels:
-        _check_labels(c)
+        from plmcore import tasks
+
+        c.task, c.task_reason = tasks.detect(c.labels, c.sequences) if task == "auto" else (task, "chosen")
+    # per-residue labels must stay aligned: long proteins are cut into chunks later, never truncated
+    kept = _check_length(c, None if c.task == "residue" else max_length, too_long)
+    if require_labels:
+        _check_labels(c, task)
     _check_ids(c)
     _check_copies(c, labelled=require_labels and not c.regression)
     if require_labels and not c.regression:
@@ -1216,9 +1269,9 @@ def _regression_issue(labels: list[str | None], locations: list[str | None]) -> 
         "error",
         "regression_target",
         f"The labels{_in_files(locations)} look like continuous numbers ({len(distinct)} distinct values from "
-        f"{values.min():g} to {values.max():g}, e.g. {example}); regression is not supported, "
-        "only classification. Bin the values into classes, e.g. with a threshold "
-        f"(label 1 if value >= {median:g} else 0), and load the file again.",
+        f"{values.min():g} to {values.max():g}, e.g. {example}), but a classification task was chosen. "
+        "Train a regression model instead (CLI: --task regression; app: Task 'regression'), or bin the "
+        f"values into classes, e.g. with a threshold (label 1 if value >= {median:g} else 0).",
         None,
         next((loc for loc in locations if loc), None),
     )

@@ -208,21 +208,30 @@ def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: fl
     return _layout(fig, protein_id, height=300)
 
 
-def leaderboard_table(board: pd.DataFrame, metrics=("roc_auc", "mcc", "accuracy", "sensitivity", "specificity",
-                                                    "pr_auc")) -> pd.DataFrame:
+def board_metrics(board: pd.DataFrame) -> list[str]:
+    """The metrics a leaderboard holds (each has _lo and _hi columns), in order."""
+    return [c for c in board.columns if f"{c}_lo" in board.columns]
+
+
+def leaderboard_table(board: pd.DataFrame) -> pd.DataFrame:
     """Leaderboard rows as 'value [lo, hi]' strings, for display."""
+    from plmcore.tasks import metric_words
+
     out = pd.DataFrame({"model": board["model"]})
-    for m in metrics:
+    for m in board_metrics(board):
         if m in board.columns:
-            out[METRIC_LABELS.get(m, m)] = [
+            out[metric_words(m)] = [
                 "" if pd.isna(v) else f"{v:.3f} [{lo:.3f}, {hi:.3f}]"
                 for v, lo, hi in zip(board[m], board[f"{m}_lo"], board[f"{m}_hi"])
             ]
     return out
 
 
-def interval_plot(board: pd.DataFrame, metric: str = "roc_auc") -> go.Figure:
-    """Each model's metric with its 95% interval, one row per model."""
+def interval_plot(board: pd.DataFrame, metric: str | None = None) -> go.Figure:
+    """Each model's metric (default: the board's first) with its 95% interval, one row per model."""
+    from plmcore.tasks import metric_words
+
+    metric = metric or board_metrics(board)[0]
     b = board.iloc[::-1]
     fig = go.Figure(go.Scatter(
         x=b[metric], y=b["model"], mode="markers", marker=dict(size=11, color=PALETTE[0]),
@@ -230,7 +239,7 @@ def interval_plot(board: pd.DataFrame, metric: str = "roc_auc") -> go.Figure:
                      arrayminus=b[metric] - b[f"{metric}_lo"], thickness=2),
         hovertemplate="%{y}: %{x:.3f}<extra></extra>",
     ))
-    fig.update_xaxes(title=f"test {METRIC_LABELS.get(metric, metric)} (95% bootstrap interval)")
+    fig.update_xaxes(title=f"test {metric_words(metric)} (95% bootstrap interval)")
     return _layout(fig, None, height=90 + 45 * len(b))
 
 

@@ -57,6 +57,22 @@ def iter_outputs(fn: Callable[[Batch], torch.Tensor], tokens: list[np.ndarray], 
             yield idx, values.float().cpu().numpy()
 
 
+def run_residues(fn: Callable[[Batch], torch.Tensor], tokens: list[np.ndarray], encoder, device, *, max_tokens: int,
+                 autocast=None, progress: Progress = None) -> list[np.ndarray]:
+    """fn(batch) -> (B, T, k) per-token outputs, kept for the residue tokens only: one (residues, k)
+    array per sequence, in input order."""
+    out: list[np.ndarray | None] = [None] * len(tokens)
+    done = 0
+    for idx, values in iter_outputs(fn, tokens, encoder, device, max_tokens=max_tokens, autocast=autocast):
+        for row, i in enumerate(idx):
+            n = len(tokens[i]) - encoder.n_special
+            out[i] = values[row, encoder.offset:encoder.offset + n]
+        done += len(idx)
+        if progress:
+            progress(done, len(tokens))
+    return out
+
+
 def run(fn: Callable[[Batch], torch.Tensor], tokens: list[np.ndarray], encoder, device, *, max_tokens: int,
         autocast=None, progress: Progress = None) -> np.ndarray:
     """fn(batch) for every sequence, stacked in input order: (n, d) float32."""

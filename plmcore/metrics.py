@@ -24,12 +24,12 @@ METRIC_LABELS = {
 }
 
 
-def _safe_div(a, b):
+def safe_div(a, b):
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
 
 
-def _weighted_binary(y: np.ndarray, score: np.ndarray, w: np.ndarray, threshold: float) -> dict:
+def weighted_binary(y: np.ndarray, score: np.ndarray, w: np.ndarray, threshold: float) -> dict:
     """Binary metrics for each row of weights `w` (shape (B, n), integer resample counts)."""
     pos = y == 1
     pred = score >= threshold
@@ -40,19 +40,19 @@ def _weighted_binary(y: np.ndarray, score: np.ndarray, w: np.ndarray, threshold:
     n = tp + fn + fp + tn
     denom = np.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
     out = {
-        "mcc": _safe_div(tp * tn - fp * fn, denom),
-        "specificity": _safe_div(tn, tn + fp),
-        "sensitivity": _safe_div(tp, tp + fn),
-        "accuracy": _safe_div(tp + tn, n),
-        "precision": _safe_div(tp, tp + fp),
-        "f1": _safe_div(2 * tp, 2 * tp + fp + fn),
-        "brier": _safe_div((w * (score - y) ** 2).sum(1), n),
+        "mcc": safe_div(tp * tn - fp * fn, denom),
+        "specificity": safe_div(tn, tn + fp),
+        "sensitivity": safe_div(tp, tp + fn),
+        "accuracy": safe_div(tp + tn, n),
+        "precision": safe_div(tp, tp + fp),
+        "f1": safe_div(2 * tp, 2 * tp + fp + fn),
+        "brier": safe_div((w * (score - y) ** 2).sum(1), n),
     }
-    out.update(_weighted_ranking(pos, score, w))
+    out.update(weighted_ranking(pos, score, w))
     return out
 
 
-def _weighted_ranking(pos: np.ndarray, score: np.ndarray, w: np.ndarray) -> dict:
+def weighted_ranking(pos: np.ndarray, score: np.ndarray, w: np.ndarray) -> dict:
     """ROC-AUC (ties count half) and average precision, for each row of weights."""
     order = np.argsort(-score, kind="mergesort")
     s = score[order]
@@ -69,8 +69,8 @@ def _weighted_ranking(pos: np.ndarray, score: np.ndarray, w: np.ndarray) -> dict
     area = ((fp0[:, 1:] - fp0[:, :-1]) * (tp0[:, 1:] + tp0[:, :-1]) / 2).sum(1)
     with np.errstate(invalid="ignore", divide="ignore"):
         roc = np.where((p_tot[:, 0] > 0) & (n_tot[:, 0] > 0), area / (p_tot[:, 0] * n_tot[:, 0]), np.nan)
-        precision = _safe_div(tp, tp + fp)
-        recall_step = _safe_div(tp0[:, 1:] - tp0[:, :-1], p_tot)
+        precision = safe_div(tp, tp + fp)
+        recall_step = safe_div(tp0[:, 1:] - tp0[:, :-1], p_tot)
         ap = np.where(p_tot[:, 0] > 0, (recall_step * precision).sum(1), np.nan)
     return {"roc_auc": roc, "pr_auc": ap}
 
@@ -90,8 +90,8 @@ def binary_metrics(y_true, prob, threshold: float = 0.5) -> dict:
     both = len(np.unique(y)) == 2
     return {
         "mcc": float(skm.matthews_corrcoef(y, pred)),
-        "specificity": float(_safe_div(tn, tn + fp)),
-        "sensitivity": float(_safe_div(tp, tp + fn)),
+        "specificity": float(safe_div(tn, tn + fp)),
+        "sensitivity": float(safe_div(tp, tp + fn)),
         "accuracy": float(skm.accuracy_score(y, pred)),
         "roc_auc": float(skm.roc_auc_score(y, p)) if both else float("nan"),
         "pr_auc": float(skm.average_precision_score(y, p)) if y.any() else float("nan"),
@@ -115,8 +115,8 @@ def multiclass_metrics(y_true, probs) -> dict:
         tp, fp = int((yc & pc).sum()), int((~yc & pc).sum())
         fn, tn = int((yc & ~pc).sum()), int((~yc & ~pc).sum())
         m.update(
-            sensitivity=float(_safe_div(tp, tp + fn)), specificity=float(_safe_div(tn, tn + fp)),
-            f1=float(_safe_div(2 * tp, 2 * tp + fp + fn)), precision=float(_safe_div(tp, tp + fp)),
+            sensitivity=float(safe_div(tp, tp + fn)), specificity=float(safe_div(tn, tn + fp)),
+            f1=float(safe_div(2 * tp, 2 * tp + fp + fn)), precision=float(safe_div(tp, tp + fp)),
         )
     macro = {name: float(np.nanmean([m[name] for m in per_class]))
              for name in ("specificity", "sensitivity", "roc_auc", "pr_auc", "f1", "precision")}
@@ -147,18 +147,30 @@ def bootstrap_ci(
     n_boot: int = 2000,
     level: float = 0.95,
     seed: int = 0,
+    units=None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap intervals for every metric, resampling test items with replacement."""
+    """Percentile bootstrap intervals for every metric, resampling test items with replacement.
+
+    With `units` (one key per item, e.g. the protein of each residue) whole units are resampled.
+    """
     y = np.asarray(y_true).astype(int)
     P = np.asarray(probs, dtype=float)
-    counts = resample_counts(len(y), n_boot, seed)
+    counts = unit_counts(units, len(y), n_boot, seed)
     if P.ndim == 2 and P.shape[1] > 2:
-        stats = _multiclass_resampled(y, P, counts)
+        stats = multiclass_resampled(y, P, counts)
     else:
         prob = P[:, positive_index] if P.ndim == 2 else P
         yb = (y == positive_index).astype(int) if P.ndim == 2 else y
-        stats = _weighted_binary(yb, prob, counts, threshold)
+        stats = weighted_binary(yb, prob, counts, threshold)
     return {name: percentile_interval(vals, level) for name, vals in stats.items()}
+
+
+def unit_counts(units, n: int, n_boot: int, seed: int) -> np.ndarray:
+    """(n_boot, n) multiplicities of the items, resampling whole units (e.g. proteins) when given."""
+    if units is None:
+        return resample_counts(n, n_boot, seed)
+    _, inverse = np.unique(np.asarray(units), return_inverse=True)
+    return resample_counts(int(inverse.max()) + 1 if len(inverse) else 0, n_boot, seed)[:, inverse]
 
 
 def resample_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
@@ -181,19 +193,19 @@ def percentile_interval(values: np.ndarray, level: float = 0.95) -> tuple[float,
 
 def resampled_metrics(y_true, prob, counts: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray]:
     """Binary metrics on each bootstrap resample given by `counts` (for paired comparisons)."""
-    return _weighted_binary(np.asarray(y_true).astype(int), np.asarray(prob, float), counts, threshold)
+    return weighted_binary(np.asarray(y_true).astype(int), np.asarray(prob, float), counts, threshold)
 
 
-def _multiclass_resampled(y: np.ndarray, P: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
+def multiclass_resampled(y: np.ndarray, P: np.ndarray, counts: np.ndarray) -> dict[str, np.ndarray]:
     k = P.shape[1]
     pred = P.argmax(1)
     acc = (counts * (pred == y)).sum(1) / counts.sum(1)
-    per = [_weighted_binary((y == c).astype(int), P[:, c], counts, 0.5) for c in range(k)]
+    per = [weighted_binary((y == c).astype(int), P[:, c], counts, 0.5) for c in range(k)]
     # sensitivity etc. one-vs-rest must follow the argmax; rebuild them from argmax hits
     for c in range(k):
         hit = (pred == c).astype(float)
-        per[c].update(_weighted_binary((y == c).astype(int), hit, counts, 0.5))
-        per[c].update(_weighted_ranking(y == c, P[:, c], counts))
+        per[c].update(weighted_binary((y == c).astype(int), hit, counts, 0.5))
+        per[c].update(weighted_ranking(y == c, P[:, c], counts))
     out = {"accuracy": acc}
     for name in ("specificity", "sensitivity", "roc_auc", "pr_auc", "f1", "precision"):
         out[name] = np.nanmean(np.stack([m[name] for m in per]), 0)
@@ -212,7 +224,7 @@ def _multiclass_mcc(y, pred, counts, k) -> np.ndarray:
     s = C.sum((1, 2))
     num = c * s - (t * p).sum(1)
     den = np.sqrt((s**2 - (p * p).sum(1)) * (s**2 - (t * t).sum(1)))
-    return _safe_div(num, den)
+    return safe_div(num, den)
 
 
 def curves(y_true, prob) -> dict:
@@ -236,6 +248,7 @@ def evaluation_report(
     threshold: float = 0.5,
     n_boot: int = 2000,
     seed: int = 0,
+    units=None,
 ) -> dict:
     """Metrics, 95% bootstrap intervals, confusion matrix and curves, as a JSON-ready dict.
 
@@ -243,13 +256,14 @@ def evaluation_report(
         y_true: class indices into `classes`.
         probs: (n, k) class probabilities.
         positive: the positive class for binary tasks (default: the second class).
+        units: resample these units (e.g. the protein of each residue) instead of single items.
     """
     y = np.asarray(y_true).astype(int)
     P = np.asarray(probs, dtype=float)
     binary = len(classes) == 2
     pos_idx = classes.index(positive) if (binary and positive in classes) else 1
     point = compute_metrics(y, P, positive_index=pos_idx, threshold=threshold)
-    ci = bootstrap_ci(y, P, positive_index=pos_idx, threshold=threshold, n_boot=n_boot, seed=seed)
+    ci = bootstrap_ci(y, P, positive_index=pos_idx, threshold=threshold, n_boot=n_boot, seed=seed, units=units)
     if binary:
         pred = (P[:, pos_idx] >= threshold).astype(int)
         pred_idx = np.where(pred == 1, pos_idx, 1 - pos_idx)
@@ -273,12 +287,18 @@ def evaluation_report(
 
 def format_report(report: dict, title: str | None = None) -> str:
     """Plain-text metrics table with confidence intervals, for the command line."""
+    if report.get("task") in ("regression", "multilabel"):
+        from plmcore.tasks import format_task_report
+
+        return format_task_report(report, title)
     lines = []
     if title:
         lines.append(title)
     n = report["n"]
     extra = f", threshold {report['threshold']:.2f}" if report.get("threshold") is not None else ""
-    lines.append(f"n = {n}{extra}; 95% bootstrap intervals ({report['n_boot']} resamples)")
+    what = f"{n} residues of {report['n_proteins']} proteins" if report.get("n_proteins") is not None else f"n = {n}"
+    lines.append(f"{what}{extra}; 95% bootstrap intervals ({report['n_boot']} resamples"
+                 + (" of proteins)" if report.get("n_proteins") is not None else ")"))
     lines.append(f"{'metric':<13}{'value':>8}   95% CI")
     names = [m for m in (*BINARY_METRICS, "brier") if m in report["metrics"]]
     for name in names:

@@ -130,17 +130,17 @@ _CHECKS = {
 # status.json fields and their types; null is allowed for each. Others are dropped when read.
 STATUS_FIELDS = {
     **dict.fromkeys(("state", "kind", "error", "stage", "device", "precision", "verdict", "best_metric_name",
-                     "fold_run", "how"), "str"),
+                     "fold_run", "how", "test_metric_name"), "str"),
     **dict.fromkeys(("pid", "step", "total_steps", "epochs", "best_step", "fold", "folds", "exit_code",
                      "trainable_parameters", "total_parameters"), "int"),
     **dict.fromkeys(("pid_started", "created_at", "queued_at", "started_at", "ended_at", "updated_at", "epoch",
                      "elapsed_s", "train_loss", "best_metric", "duration_s", "threshold", "test_mcc",
-                     "test_roc_auc", "test_accuracy"), "num"),
+                     "test_roc_auc", "test_accuracy", "test_metric"), "num"),
     **dict.fromkeys(("leaks", "stopped_early"), "bool"),
     "warnings": "strs",
 }
-LABELS_FIELDS = {"classes": "strs", "positive": "str", "window_length": "int", "aligned": "bool",
-                 "center_residues": "strs"}
+LABELS_FIELDS = {"task": "str", "classes": "strs", "positive": "str", "window_length": "int", "aligned": "bool",
+                 "center_residues": "strs", "target_mean": "num", "target_sd": "num", "residues": "str"}
 
 
 def _check_fields(raw, fields: dict[str, str], where: str) -> dict:
@@ -172,7 +172,9 @@ def check_labels(raw, where: str = "labels.json") -> dict:
     """labels.json as the engine writes it; RunError when it is not."""
     labels = _check_fields(raw, LABELS_FIELDS, where)
     classes = labels.get("classes") or []
-    if len(classes) < 2 or len(set(classes)) != len(classes):
+    if labels.get("task", "classification") not in ("classification", "regression", "multilabel", "residue"):
+        raise RunError(f"{where}: 'task' must be classification, regression, multilabel or residue")
+    if labels.get("task") != "regression" and (len(classes) < 2 or len(set(classes)) != len(classes)):
         raise RunError(f"{where}: 'classes' must list two or more distinct class names; got {classes}")
     if labels.get("positive") is not None and labels["positive"] not in classes:
         raise RunError(f"{where}: the positive class {labels['positive']!r} is not one of the classes {classes}")

@@ -21,15 +21,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
 
 from plmcore import data as D
-from plmcore import inference
+from plmcore import inference, tasks
 from plmcore import splits as S
 from plmcore.classifier import SequenceClassifier, build_classifier, load_weights, make_batch, save_weights
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError, SequenceTooLongError
-from plmcore.metrics import compute_metrics
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
 from plmcore.runs import Cancelled, RunDir, lifecycle, place, runs_root, staging_dir, storage_error, write_json
 from plmcore.state import STATE_FILES, load_state, save_state
@@ -59,26 +57,29 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
     """Read, validate and split the data of a config; return the split table and the warnings."""
     spec = config.data
     if spec.split_file:
-        report = D.validate(S.load_split(spec.split_file), max_length=config.max_length, too_long=config.too_long)
+        report = D.validate(S.load_split(spec.split_file), max_length=config.max_length, too_long=config.too_long,
+                            task=config.task)
         report.raise_for_errors()
         return report.table, list(report.warnings)
     table, test = read_labelled(spec)
     vkw = dict(max_length=config.max_length, too_long=config.too_long)
-    report = D.validate(table, **vkw)
+    report = D.validate(table, task=config.task, **vkw)
     report.raise_for_errors()
     warnings = list(report.warnings)
     test_clean = None
     if test is not None:
-        test_report = D.validate(test, min_classes=1, **vkw)
+        test_report = D.validate(test, min_classes=1, task=report.task, **vkw)
         test_report.raise_for_errors()
         warnings += test_report.warnings
         test_clean = test_report.table
     from plmcore.splits import make_split
 
+    # per-residue examples are proteins' residues: a protein always stays on one side of the split
+    method = "protein" if report.task == "residue" and spec.split_method == "random" else spec.split_method
     split, info = make_split(
-        report.table, method=spec.split_method, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
-        seed=spec.split_seed, stratify=spec.stratify, test_table=test_clean, group_column=spec.group_column,
-        identity_threshold=spec.identity_threshold,
+        report.table, method=method, val_fraction=spec.val_fraction, test_fraction=spec.test_fraction,
+        seed=spec.split_seed, stratify=spec.stratify and report.task == "classification", test_table=test_clean,
+        group_column=spec.group_column, identity_threshold=spec.identity_threshold,
     )
     log.info("Split: %s", info)
     return split, warnings
@@ -161,9 +162,21 @@ class EpochBatches(torch.utils.data.Sampler):
 
 @dataclass
 class Encoded:
+    """One split, tokenised: the model's examples and their targets.
+
+    For per-residue tasks an example is a chunk of a protein (`spans`: record, start, end), its
+    target the slice of the record's track, and `tracks` holds each record's whole track.
+    """
+
     tokens: list[np.ndarray]
-    labels: np.ndarray
+    labels: np.ndarray | list[np.ndarray]
     ids: list[str]
+    spans: list[tuple[int, int, int]] | None = None
+    tracks: list[np.ndarray] | None = None
+    lengths: list[int] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
 
 
 class _Collate:
@@ -172,7 +185,13 @@ class _Collate:
 
     def __call__(self, idx: list[int]):
         batch = make_batch([self.enc.tokens[i] for i in idx], self.encoder)
-        return batch, torch.from_numpy(self.enc.labels[idx])
+        if self.enc.spans is None:
+            return batch, torch.from_numpy(np.asarray(self.enc.labels)[idx])
+        target = torch.full(batch.input_ids.shape, tasks.IGNORE, dtype=torch.long)  # specials and padding
+        for row, i in enumerate(idx):
+            t = self.enc.labels[i]
+            target[row, self.encoder.offset:self.encoder.offset + len(t)] = torch.from_numpy(t)
+        return batch, target
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -270,36 +289,37 @@ class Trainer:
         threads = set_cpu_threads(config.threads)
         table = S.load_split(run.split_path)
         train_rows = table[table["split"] == "train"]
-        self.classes = classes = D.classes_of(table["label"])
-        if len(D.classes_of(train_rows["label"])) < 2:
-            raise ConfigError("the training split holds a single class; nothing can be learned")
-        self.positive = D.positive_class(classes)
-        info = D.window_info(train_rows)
-        write_json(run.labels_path, {
-            "classes": classes, "positive": self.positive, "window_length": info["length"],
-            "aligned": info["aligned"], "center_residues": info["center_residues"],
-        })
+        task = tasks.resolve(config.task, table["label"].tolist(), table["sequence"].tolist())
+        lab = tasks.labelling(task, train_rows["label"].tolist(), table["label"].tolist(), residues=config.residues,
+                              standardize=config.standardize_targets)
+        if task == "classification":
+            if len(D.classes_of(train_rows["label"])) < 2:
+                raise ConfigError("the training split holds a single class; nothing can be learned")
+            info = D.window_info(train_rows)
+            lab.window_length, lab.aligned, lab.center_residues = (info["length"], info["aligned"],
+                                                                   info["center_residues"])
+        self.lab, self.classes, self.positive = lab, lab.classes, lab.positive
+        self.stop_key = tasks.stop_metric(config, task)
+        log.info("Task: %s (%s)", task, "chosen" if config.task != "auto" else
+                 tasks.detect(table["label"].tolist(), table["sequence"].tolist())[1])
+        write_json(run.labels_path, lab.to_dict())
 
         log.info("Loading %s", config.model)
         backbone = load_backbone(config.model, trust_remote_code=self.trust_remote_code, family=config.family)
         limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
-        self.table = table = _fit_lengths(table, limit, config.too_long)
+        self.limit = limit
+        # per-residue tasks cut long proteins into overlapping chunks instead of truncating them
+        self.table = table = table if task == "residue" else _fit_lengths(table, limit, config.too_long)
         self.encoder = encoder = backbone.encoder
         # Seeded here, after loading: loading may draw random numbers (a random-weight model is
         # built on first use), and the run must not depend on whether that happened.
         _seed_everything(config.seed)
-        model = build_classifier(backbone, len(classes), config)
+        model = build_classifier(backbone, lab.n_outputs, config, per_token=task == "residue")
         self.trainable, self.total = count_parameters(model)
         log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{self.trainable:,}", f"{self.total:,}",
                  100 * self.trainable / self.total)
 
-        def encode(split: str) -> Encoded:
-            rows = table[table["split"] == split]
-            return Encoded(encoder.encode(rows["sequence"].tolist()),
-                           np.array([classes.index(v) for v in rows["label"]], dtype=np.int64),
-                           rows["id"].tolist())
-
-        self.sets = {name: encode(name) for name in ("train", "val", "test")}
+        self.sets = {name: self._encode(table[table["split"] == name]) for name in ("train", "val", "test")}
         train_set = self.sets["train"]
         self.sampler = EpochBatches([len(t) for t in train_set.tokens], config.batch_size, config.seed)
         # its own generator: creating an iterator must not draw from the global RNG, or a resumed run
@@ -329,21 +349,23 @@ class Trainer:
             config.schedule if config.schedule != "constant" else "constant_with_warmup", self.optimizer,
             num_warmup_steps=int(config.warmup_ratio * self.total_steps), num_training_steps=self.total_steps,
         )
-        counts = np.bincount(train_set.labels, minlength=len(classes))
         self.class_weight = None
-        if config.class_weights == "balanced":
-            self.class_weight = torch.tensor(len(train_set.labels) / (len(classes) * np.maximum(counts, 1)),
-                                             dtype=torch.float32)
+        if config.class_weights == "balanced" and task in ("classification", "residue"):
+            classes = lab.classes
+            y = np.concatenate(train_set.tracks) if task == "residue" else np.asarray(train_set.labels)
+            y = y[y != tasks.IGNORE]
+            counts = np.bincount(y, minlength=len(classes))
+            self.class_weight = torch.tensor(len(y) / (len(classes) * np.maximum(counts, 1)), dtype=torch.float32)
             log.info("Class weights: %s", dict(zip(classes, self.class_weight.round(decimals=3).tolist())))
         weight = self.class_weight.to(self.device) if self.class_weight is not None else None
-        self.loss_fn = nn.CrossEntropyLoss(weight=weight)
+        self.loss_fn = tasks.loss_fn(lab, class_weight=weight, regression_loss=config.regression_loss)
         if resume and (run.checkpoint_dir / STATE_FILES[0]).exists():
             self._load_checkpoint()
             log.info("Resumed from step %d (epoch %d, batch %d)", self.state["step"], self.state["epoch"],
                      self.state["batch"])
         elif resume:
             log.info("No checkpoint to resume from; starting from the beginning")
-        self.meta = {"classes": classes, "positive": self.positive, "model": config.model,
+        self.meta = {"task": task, "classes": lab.classes, "positive": self.positive, "model": config.model,
                      "pooling": config.pooling}
         if self.is_main:
             from plmcore.provenance import model_record
@@ -359,23 +381,43 @@ class Trainer:
     def is_main(self) -> bool:
         return self.accelerator.is_main_process
 
-    @property
-    def positive_index(self) -> int:
-        return self.classes.index(self.positive) if self.positive else len(self.classes) - 1
 
     # ------------------------------------------------------------------ pieces
-    def predict(self, split: Encoded) -> np.ndarray:
-        """Logits of the current model for one encoded split."""
+    def _encode(self, rows: pd.DataFrame) -> Encoded:
+        """Tokens and targets of one split (per-residue: one example per chunk of each protein)."""
+        sequences, ids = rows["sequence"].tolist(), rows["id"].tolist()
+        y = tasks.targets(self.lab, rows["label"].tolist(), sequences)
+        if self.lab.task != "residue":
+            return Encoded(self.encoder.encode(sequences), y, ids)
+        spans, chunks, labels = [], [], []
+        for i, seq in enumerate(sequences):
+            for start, end in tasks.chunk_spans(len(seq), self.limit, self.config.chunk_overlap):
+                spans.append((i, start, end))
+                chunks.append(seq[start:end])
+                labels.append(y[i][start:end])
+        return Encoded(self.encoder.encode(chunks), labels, ids, spans=spans, tracks=y,
+                       lengths=[len(s) for s in sequences])
+
+    def predict(self, split: Encoded):
+        """Logits of the current model for one encoded split: (n, outputs), or per residue a list of
+        (residues, classes) arrays, one per record, with overlapping chunks merged."""
         self.unwrapped.eval()
-        return inference.run(self.unwrapped, split.tokens, self.encoder, self.device,
-                             max_tokens=self.config.eval_batch_tokens, autocast=self.accelerator.autocast)
+        kw = dict(max_tokens=self.config.eval_batch_tokens, autocast=self.accelerator.autocast)
+        if split.spans is None:
+            return inference.run(self.unwrapped, split.tokens, self.encoder, self.device, **kw)
+        parts = inference.run_residues(self.unwrapped, split.tokens, self.encoder, self.device, **kw)
+        return merge_records(split, parts)
 
     def evaluate(self, split: Encoded) -> dict:
         logits = self.predict(split)
-        loss = float(nn.functional.cross_entropy(torch.from_numpy(logits), torch.from_numpy(split.labels),
-                                                 weight=self.class_weight))
-        m = compute_metrics(split.labels, softmax(logits), positive_index=self.positive_index)
-        return {"val_loss": loss, **{f"val_{k}": v for k, v in m.items() if k not in ("tp", "fp", "tn", "fn")}}
+        if split.spans is None:
+            lg, y = torch.from_numpy(np.asarray(logits)), torch.from_numpy(np.asarray(split.labels))
+        else:
+            lg = torch.from_numpy(np.concatenate(logits))
+            y = torch.from_numpy(np.concatenate(split.tracks))
+        loss = float(self.loss_fn(lg.to(self.device), y.to(self.device)))
+        truth = split.tracks if split.spans is not None else split.labels
+        return tasks.val_scores(self.lab, truth, tasks.outputs(self.lab, logits), loss)
 
     def save_checkpoint(self) -> None:
         """Write checkpoint/ atomically: weights, optimiser, scheduler, RNG and loop position."""
@@ -430,9 +472,9 @@ class Trainer:
         if not len(val.tokens):
             return
         scores = self.evaluate(val)
-        key = "val_loss" if config.early_stopping_metric == "val_loss" else f"val_{config.early_stopping_metric}"
+        key = "val_loss" if self.stop_key == "val_loss" else f"val_{self.stop_key}"
         value = scores.get(key, float("nan"))
-        better = (lambda a, b: a < b) if config.metric_mode == "min" else (lambda a, b: a > b)
+        better = (lambda a, b: a < b) if tasks.lower_is_better(key) else (lambda a, b: a > b)
         improved = state["best"] is None or (not math.isnan(value) and better(value, state["best"]))
         if improved:
             state.update(best=value, best_step=state["step"], bad_evals=0)
@@ -531,18 +573,28 @@ class Trainer:
         if not self.is_main:
             return result
         logits = {name: self.predict(self.sets[name]) for name in ("val", "test") if len(self.sets[name].tokens)}
-        labels = {name: self.sets[name].labels for name in logits}
+        labels = {name: self.sets[name].tracks if self.lab.task == "residue" else self.sets[name].labels
+                  for name in logits}
 
         def stage(text: str) -> None:
             log.info("Finishing: %s", text)
             run.write_status("running", stage=text)
 
-        result.update(assess(run, config, self.table, self.classes, self.positive, logits, labels,
-                             embed_fn=self.frozen_embeddings, on_stage=stage))
+        embed = self.frozen_embeddings if self.lab.task != "residue" else None
+        result.update(assess(run, config, self.table, self.lab, logits, labels, embed_fn=embed, on_stage=stage))
         duration = time.time() - self.t_start
         log.info("Finished in %.1f s", duration)
         return run.write_status("finished", ended_at=time.time(), step=state["step"], stage=None,
                                 duration_s=round(duration, 2), **result)
+
+
+def merge_records(split: Encoded, parts: list[np.ndarray]) -> list[np.ndarray]:
+    """Per-chunk, per-residue outputs merged into one array per record (overlaps averaged)."""
+    by_record: dict[int, list] = {}
+    for (i, start, end), part in zip(split.spans, parts):
+        by_record.setdefault(i, []).append(((start, end), part))
+    return [tasks.merge_chunks([s for s, _ in by_record[i]], [p for _, p in by_record[i]], split.lengths[i])
+            for i in range(len(split.lengths))]
 
 
 def train(config: TrainConfig, *, run_dir=None, root=None, progress: bool = False,

@@ -425,13 +425,16 @@ def test_na_labels_count_as_missing(tmp_path: Path) -> None:
         [str(v) for v in range(30)],  # many distinct integers
     ],
 )
-def test_regression_target_is_refused(tmp_path: Path, values: list[str]) -> None:
+def test_continuous_labels_are_a_regression_task_unless_classification_is_asked(tmp_path: Path,
+                                                                                 values: list[str]) -> None:
     rows = "".join(f"r{i},{AMINO_ACIDS[i % 20]}{SEQ_A},{v}\n" for i, v in enumerate(values))
     path = write(tmp_path / "scores.csv", "id,sequence,label\n" + rows)
     report = checked(path)
-    assert codes(report.errors) == ["regression_target"]
-    with pytest.raises(RegressionTargetError, match=r"regression is not supported.*threshold"):
-        report.raise_for_errors()
+    assert report.ok and report.task == "regression" and "numbers" in report.task_reason
+    forced = validate(read_table(path), task="classification")
+    assert codes(forced.errors) == ["regression_target"]
+    with pytest.raises(RegressionTargetError, match=r"--task regression.*threshold"):
+        forced.raise_for_errors()
 
 
 def test_many_integer_classes_with_repeats_are_not_regression() -> None:
