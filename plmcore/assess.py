@@ -97,8 +97,8 @@ def assess(
     summary: dict = {"threshold": decision["threshold"]}
     for name, p in probs.items():
         rows = table[table["split"] == name]
-        _write_predictions(run.predictions_path(name), rows, [classes[i] for i in labels[name]], p, classes,
-                           decision["threshold"] if len(classes) == 2 else None, positive)
+        predictions_frame(lab, rows.reset_index(drop=True), labels[name], p, decision).to_csv(
+            run.predictions_path(name), index=False)
     if "test" not in probs:
         return summary
     report = test_report(labels["test"], probs["test"], classes, positive, decision, config.model, config.seed)
@@ -163,7 +163,8 @@ def _assess_task(run: RunDir, config, table: pd.DataFrame, lab: tasks.Labelling,
         decision["note"] = "regression: values are predicted, there is no decision threshold"
     write_json(run.decision_path, decision)
     for name in out:
-        _write_task_predictions(run.predictions_path(name), rows[name], lab, labels[name], out[name], decision)
+        predictions_frame(lab, rows[name], labels[name], out[name], decision).to_csv(run.predictions_path(name),
+                                                                                      index=False)
     summary: dict = {"threshold": decision.get("threshold")}
     if "test" not in out:
         return summary
@@ -207,29 +208,55 @@ def _test_items(lab: tasks.Labelling, y, out):
     return tasks.flatten_residues(lab, y, out)
 
 
-def _write_task_predictions(path, rows: pd.DataFrame, lab: tasks.Labelling, y, out, decision: dict) -> None:
+def predictions_frame(lab: tasks.Labelling, rows: pd.DataFrame, y, out, decision: dict) -> pd.DataFrame:
+    """Predictions beside the truth, one row per record (per residue, for per-residue tasks): the
+    form of the run's val/test_predictions.csv, which report_from_predictions reads back."""
     if lab.task == "regression":
-        df = pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"], "label": rows["label"],
-                           "predicted": np.asarray(out)})
-    elif lab.task == "multilabel":
+        return pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"], "label": rows["label"],
+                             "predicted": np.asarray(out)})
+    if lab.task != "residue":
         P = np.asarray(out)
-        df = pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"], "label": rows["label"]})
+        df = pd.DataFrame({"id": rows["id"], "sequence": rows["sequence"],
+                           "label": rows["label"] if lab.task == "multilabel" else [lab.classes[i] for i in y]})
         for j, c in enumerate(lab.classes):
             df[f"prob_{c}"] = P[:, j]
-        th = decision["thresholds"]
-        df["predicted"] = [tasks.SEPARATOR.join(c for j, c in enumerate(lab.classes) if row[j] >= th[j])
-                           for row in P]
-    else:
-        records = []
-        for i, (t, probs) in enumerate(zip(y, out)):
-            seq = rows["sequence"][i]
-            for p in np.flatnonzero(np.asarray(t) != tasks.IGNORE):
-                records.append({"id": rows["id"][i], "position": int(p) + 1, "residue": seq[p],
-                                "label": lab.classes[t[p]],
-                                **{f"prob_{c}": float(probs[p, j]) for j, c in enumerate(lab.classes)},
-                                "predicted": decide_class(lab, probs[p], decision.get("threshold"))})
-        df = pd.DataFrame(records)
-    df.to_csv(path, index=False)
+        if lab.task == "multilabel":
+            th = decision["thresholds"]
+            df["predicted"] = [tasks.SEPARATOR.join(c for j, c in enumerate(lab.classes) if row[j] >= th[j])
+                               for row in P]
+        else:
+            df["predicted"] = [decide_class(lab, row, decision.get("threshold")) for row in P]
+        return df
+    records = []
+    for i, (t, probs) in enumerate(zip(y, out)):
+        seq = rows["sequence"][i]
+        for p in np.flatnonzero(np.asarray(t) != tasks.IGNORE):
+            records.append({"id": rows["id"][i], "position": int(p) + 1, "residue": seq[p],
+                            "label": lab.classes[t[p]],
+                            **{f"prob_{c}": float(probs[p, j]) for j, c in enumerate(lab.classes)},
+                            "predicted": decide_class(lab, probs[p], decision.get("threshold"))})
+    return pd.DataFrame(records, columns=["id", "position", "residue", "label",
+                                          *(f"prob_{c}" for c in lab.classes), "predicted"])
+
+
+def report_from_predictions(lab: tasks.Labelling, decision: dict, df: pd.DataFrame, *,
+                            threshold: float | None = None, n_boot: int = 2000) -> dict:
+    """A test report (with intervals) from a predictions table in the form of predictions_frame."""
+    if lab.task == "regression":
+        return tasks.regression_report(df["label"].astype(float), df["predicted"].astype(float), n_boot=n_boot)
+    P = df[[f"prob_{c}" for c in lab.classes]].to_numpy(dtype=float)
+    if lab.task == "multilabel":
+        Y = tasks.targets(lab, df["label"].tolist())
+        return tasks.multilabel_report(Y, P, lab.classes, decision.get("thresholds") or [0.5] * len(lab.classes),
+                                       n_boot=n_boot)
+    index = {c: i for i, c in enumerate(lab.classes)}
+    y = np.array([index[str(v)] for v in df["label"]])
+    t = threshold if threshold is not None else float(decision.get("threshold") or 0.5)
+    report = evaluation_report(y, P, lab.classes, positive=lab.positive, threshold=t, n_boot=n_boot,
+                               units=df["id"].to_numpy() if lab.task == "residue" else None)
+    if lab.task == "residue":
+        report.update(task="residue", n_proteins=int(df["id"].nunique()))
+    return report
 
 
 def decide_class(lab: tasks.Labelling, probs: np.ndarray, threshold: float | None) -> str:
@@ -258,20 +285,6 @@ def best_baseline(base: dict) -> tuple[str | None, str]:
         return name, "no validation split: the first baseline"
     name = max(entries, key=lambda n: score(entries[n]))
     return name, f"highest validation {key}"
-
-
-def _write_predictions(path, rows: pd.DataFrame, labels, probs: np.ndarray, classes: list[str],
-                       threshold: float | None, positive: str | None) -> None:
-    df = pd.DataFrame({"id": rows["id"].tolist(), "sequence": rows["sequence"].tolist(), "label": labels})
-    for j, c in enumerate(classes):
-        df[f"prob_{c}"] = probs[:, j]
-    if threshold is not None:
-        pos = classes.index(positive)
-        neg = classes[1 - pos]
-        df["predicted"] = [positive if p >= threshold else neg for p in probs[:, pos]]
-    else:
-        df["predicted"] = [classes[i] for i in probs.argmax(1)]
-    df.to_csv(path, index=False)
 
 
 def leaderboard_entries(run: RunDir) -> dict[str, dict]:

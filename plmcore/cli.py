@@ -308,41 +308,41 @@ def _add_evaluate(sub) -> None:
 
 
 def cmd_evaluate(args) -> int:
-    import numpy as np
     import pandas as pd
 
     from plmcore import data as D
+    from plmcore import tasks
+    from plmcore.assess import format_assessment, predictions_frame, report_from_predictions
     from plmcore.errors import RunError
-    from plmcore.metrics import evaluation_report, format_report
+    from plmcore.metrics import format_report
     from plmcore.predict import load_run
     from plmcore.runs import RunDir
 
     run = RunDir(args.run).require()
-    labels = run.labels()
-    classes = labels["classes"]
-    threshold = args.threshold if args.threshold is not None else float(run.decision().get("threshold") or 0.5)
+    lab = tasks.Labelling.from_dict(run.labels())
+    decision = run.decision()
     if args.data:
-        table = D.read_table(args.data)
-        rep = D.validate(table, min_classes=1)
+        rep = D.validate(D.read_table(args.data), min_classes=1, task=lab.task)
         rep.raise_for_errors()
-        unknown = sorted(set(rep.table["label"]) - set(classes))
-        if unknown:
-            raise PlmcoreError(f"{args.data}: labels {unknown} were not in the run's classes {classes}")
+        table = rep.table
+        if lab.task in ("classification", "residue"):
+            seen = set("".join(table["label"])) - {tasks.NO_LABEL} if lab.task == "residue" else set(table["label"])
+            unknown = sorted(seen - set(lab.classes))
+            if unknown:
+                raise PlmcoreError(f"{args.data}: labels {unknown} were not in the run's classes {lab.classes}")
         loaded = load_run(run)
-        probs = loaded.predict_proba(rep.table["sequence"].tolist(), _bar("scoring"))
-        y = np.array([classes.index(v) for v in rep.table["label"]])
+        out = loaded.predict(table["sequence"].tolist(), _bar("scoring"))
+        y = tasks.targets(lab, table["label"].tolist(), table["sequence"].tolist())
+        df = predictions_frame(lab, table.reset_index(drop=True), y, out, decision)
         title = f"{args.data} scored by {run.name}"
     else:
         path = run.predictions_path(args.split)
         if not path.exists():
             raise RunError(f"{path} is missing: the run has not finished (state {run.status().get('state')}) "
                            f"or has no {args.split} split; use --data FILE to score a file")
-        df = pd.read_csv(path, dtype={"label": str}, keep_default_na=False)
-        probs = df[[f"prob_{c}" for c in classes]].to_numpy()
-        y = np.array([classes.index(v) for v in df["label"]])
+        df = pd.read_csv(path, dtype={"label": str, "predicted": str, "id": str}, keep_default_na=False)
         title = f"{args.split} split of {run.name}"
-    report = evaluation_report(y, probs, classes, positive=labels.get("positive"), threshold=threshold,
-                               n_boot=args.n_boot)
+    report = report_from_predictions(lab, decision, df, threshold=args.threshold, n_boot=args.n_boot)
     if args.json:
         from plmcore.runs import _jsonable
 
@@ -350,8 +350,6 @@ def cmd_evaluate(args) -> int:
     else:
         print(format_report(report, title))
         if not args.data and args.split == "test":
-            from plmcore.assess import format_assessment
-
             print(format_assessment(run))
     return 0
 
@@ -426,7 +424,7 @@ def cmd_predict(args) -> int:
     import pandas as pd
 
     from plmcore import data as D
-    from plmcore.predict import clean_input, load_run, scan_proteins, score_windows, split_by_length
+    from plmcore.predict import clean_input, load_run, predict_table
 
     if args.input:
         table = D.read_table(args.input, label_source="none")
@@ -436,16 +434,8 @@ def cmd_predict(args) -> int:
     for w in warnings:
         print(f"warning: {w.message}", file=sys.stderr)
     loaded = load_run(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
-    direct, scan = (table.iloc[:0], table) if args.scan else split_by_length(loaded, table)
-    frames = []
-    if len(direct):
-        df = score_windows(loaded, direct["id"].tolist(), direct["sequence"].tolist(), _bar("scoring"),
-                           args.threshold)
-        frames.append(("windows", df))
-    if len(scan):
-        df = scan_proteins(loaded, list(zip(scan["id"], scan["sequence"])), residues=args.residues,
-                           window=args.window, progress=_bar("scanning"), threshold=args.threshold)
-        frames.append(("sites", df))
+    frames = list(predict_table(loaded, table, scan=args.scan, residues=args.residues, window=args.window,
+                                threshold=args.threshold, progress=_bar).items())
     with pd.option_context("display.max_rows", 200, "display.width", 160, "display.max_colwidth", 40):
         for kind, df in frames:
             print(f"# {kind} ({len(df)} rows)")

@@ -223,6 +223,10 @@ class DataSpec:
     identity_threshold: float = setting(
         0.5, "sequence identity at which records are kept on one side (split method identity)", group="data",
         label="Identity threshold", lo=0, hi=1, lo_open=True)
+    sites_file: str | None = setting(
+        None, "per-residue labels as a table of id, position (1-based) and label, for the proteins of the "
+        "training and test FASTA files; residues of the listed types that it does not list are negatives (0)",
+        group="data", metavar="CSV", none="labels come with the sequences")
     dataset: str | None = setting(None, "name of the app dataset the data came from", cli=False)
 
     def __post_init__(self):

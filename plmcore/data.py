@@ -1450,3 +1450,91 @@ def accession_of(record_id: str) -> str | None:
         if match:
             return match.group(1)
     return None
+
+
+# --------------------------------------------------------------------------- per-residue labels
+
+SITE_ID_COLUMNS = ("id", "protein", "protein_id", "accession", "entry", "name")
+SITE_POSITION_COLUMNS = ("position", "pos", "site", "residue_position")
+
+
+def read_sites(path: PathLike, *, display_name: str | None = None) -> pd.DataFrame:
+    """A table of per-residue labels: id, position (1-based) and label, with its source line.
+
+    Columns are found by name (id/protein/accession, position/pos/site, label/class), or taken
+    as the first three when the file has no header. Each label is one character (e.g. 1 for a
+    site; a per-residue class such as H, E or C).
+    """
+    path = Path(path)
+    name = display_name or str(path)
+    if not path.is_file():
+        raise DataError(f"File not found: {name}. Check the path of the sites table.")
+    lim = limits()
+    rows: list[tuple[int, list[str]]] = []
+    with _open_text(path, name, _sniff_encoding(path, name, lim), lim) as stream:
+        first, pieces = _first_text(_pieces(stream))
+        delimiter = "\t" if "\t" in first else ("," if "," in first or ";" not in first else ";")
+        for lineno, piece, _ in pieces:
+            if piece.strip():
+                rows.append((lineno, next(csv.reader([piece], delimiter=delimiter))))
+            if len(rows) > lim.records:
+                raise InputTooLargeError(f"{name}: more than {lim.records:,} sites ({env_name('records')}).")
+    if not rows:
+        raise EmptyInputError(f"{name} holds no sites. Give one row per site: id, position, label.")
+    head = [c.strip().lower() for c in rows[0][1]]
+    has_header = not any(c.strip().isdigit() for c in rows[0][1])
+    if has_header:
+        def col(options, what):
+            for option in options:
+                if option in head:
+                    return head.index(option)
+            raise DataError(f"{name}: no {what} column among {rows[0][1]}; name it one of {', '.join(options)}.")
+        idx = (col(SITE_ID_COLUMNS, "id"), col(SITE_POSITION_COLUMNS, "position"), col(LABEL_COLUMNS, "label"))
+        rows = rows[1:]
+    else:
+        idx = (0, 1, 2)
+    out = []
+    for lineno, cells in rows:
+        if len(cells) <= max(idx):
+            raise DataError(f"{name}:{lineno}: expected id, position and label; got {cells}.")
+        rid, pos, label = (cells[i].strip() for i in idx)
+        if not pos.isdigit() or int(pos) < 1:
+            raise DataError(f"{name}:{lineno}: position {pos!r} of '{rid}' is not a positive whole number "
+                            "(positions count from 1).")
+        if len(label) != 1:
+            raise LabelError(f"{name}:{lineno}: the label {label!r} of '{rid}' position {pos} is not one character; "
+                             "per-residue labels are single characters (1/0, or classes such as H, E, C). Recode it.")
+        out.append({"id": rid, "position": int(pos), "label": label, "source": f"{name}:{lineno}"})
+    return pd.DataFrame(out)
+
+
+def residue_tracks(table: pd.DataFrame, sites: pd.DataFrame, residues: str | None = None,
+                   negative: str = "0") -> pd.DataFrame:
+    """The table with a per-residue label track built from a sites table.
+
+    Listed positions get their label; unlisted residues of the types that count (`residues`, or
+    the types found at the listed sites) get `negative`; other residues get "." (no label).
+    Records without any site keep only negatives. A site outside its protein, or on a residue
+    type that does not count, is an error naming the line.
+    """
+    by_id = {str(rid): i for i, rid in enumerate(table["id"])}
+    unknown = sorted(set(sites["id"]) - set(by_id))
+    if unknown:
+        raise DataError(f"{len(unknown)} ids of the sites table are not in the sequences (e.g. "
+                        f"{', '.join(unknown[:3])}); check that both files name the proteins the same way.")
+    sequences = [str(s).upper() for s in table["sequence"]]
+    if residues is None:
+        residues = "".join(sorted({sequences[by_id[r]][p - 1] for r, p in zip(sites["id"], sites["position"])
+                                   if p <= len(sequences[by_id[r]])}))
+    tracks = [[negative if aa in residues else "." for aa in seq] for seq in sequences]
+    for rid, pos, label, source in sites[["id", "position", "label", "source"]].itertuples(index=False):
+        seq = sequences[by_id[rid]]
+        if pos > len(seq):
+            raise DataError(f"{source}: position {pos} is beyond the end of '{rid}' ({len(seq)} residues).")
+        if seq[pos - 1] not in residues:
+            raise DataError(f"{source}: position {pos} of '{rid}' is {seq[pos - 1]}, not one of the residue types "
+                            f"that count ({residues}); check the position (it counts from 1).")
+        tracks[by_id[rid]][pos - 1] = label
+    out = table.copy()
+    out["label"] = pd.Series(["".join(t) for t in tracks], dtype=object)
+    return out

@@ -7,6 +7,8 @@ per-item resample counts (one row per resample); tests check them against scikit
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from sklearn import metrics as skm
 
@@ -88,8 +90,11 @@ def binary_metrics(y_true, prob, threshold: float = 0.5) -> dict:
     pred = (p >= threshold).astype(int)
     tn, fp, fn, tp = skm.confusion_matrix(y, pred, labels=[0, 1]).ravel()
     both = len(np.unique(y)) == 2
+    with warnings.catch_warnings():  # one class on both sides: MCC is 0 by definition, say nothing
+        warnings.simplefilter("ignore", UserWarning)
+        mcc = float(skm.matthews_corrcoef(y, pred))
     return {
-        "mcc": float(skm.matthews_corrcoef(y, pred)),
+        "mcc": mcc,
         "specificity": float(safe_div(tn, tn + fp)),
         "sensitivity": float(safe_div(tp, tp + fn)),
         "accuracy": float(skm.accuracy_score(y, pred)),

@@ -11,13 +11,12 @@ import pandas as pd
 import torch
 
 from plmcore import data as D
-from plmcore import inference
+from plmcore import inference, tasks
 from plmcore.classifier import SequenceClassifier, build_classifier, load_weights
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError
 from plmcore.models import Backbone, load_backbone, pick_device, set_cpu_threads
 from plmcore.runs import RunDir
-from plmcore.train import softmax
 
 Progress = Callable[[int, int], None] | None
 
@@ -28,19 +27,28 @@ class LoadedRun:
 
     run: RunDir
     config: TrainConfig
-    classes: list[str]
-    positive: str | None
-    window_length: int | None
-    center_residues: list[str]
-    threshold: float
-    temperature: float | None
+    lab: tasks.Labelling
+    decision: dict
     backbone: Backbone
     model: SequenceClassifier
     device: torch.device
 
+    task = property(lambda self: self.lab.task)
+    classes = property(lambda self: self.lab.classes)
+    positive = property(lambda self: self.lab.positive)
+    positive_index = property(lambda self: self.lab.positive_index)
+    window_length = property(lambda self: self.lab.window_length)
+    center_residues = property(lambda self: self.lab.center_residues or [])
+    temperature = property(lambda self: self.decision.get("temperature"))
+
     @property
-    def positive_index(self) -> int:
-        return self.classes.index(self.positive) if self.positive in self.classes else len(self.classes) - 1
+    def threshold(self) -> float:
+        """The decision threshold chosen on validation (binary tasks), else 0.5."""
+        return float(self.decision.get("threshold") or 0.5)
+
+    @property
+    def limit(self) -> int:
+        return min(self.config.max_length or self.backbone.max_residues, self.backbone.max_residues)
 
     def autocast(self):
         if self.device.type == "cuda":
@@ -48,14 +56,42 @@ class LoadedRun:
             return torch.autocast("cuda", dtype=dtype)
         return torch.autocast("cpu", enabled=False)
 
+    def _kw(self, progress: Progress) -> dict:
+        return dict(max_tokens=self.config.eval_batch_tokens, autocast=self.autocast, progress=progress)
+
+    def logits(self, sequences: list[str], progress: Progress = None):
+        """Raw outputs in input order: (n, outputs), or per residue one (residues, classes) array each."""
+        encoder = self.backbone.encoder
+        if self.task != "residue":
+            tokens = encoder.encode([s[: self.limit] for s in sequences])
+            return inference.run(self.model, tokens, encoder, self.device, **self._kw(progress))
+        spans, chunks = [], []
+        for i, seq in enumerate(sequences):  # proteins longer than the model takes: overlapping chunks
+            for start, end in tasks.chunk_spans(len(seq), self.limit, self.config.chunk_overlap):
+                spans.append((i, start, end))
+                chunks.append(seq[start:end])
+        parts = inference.run_residues(self.model, encoder.encode(chunks), encoder, self.device,
+                                       **self._kw(progress))
+        merged: list = [[] for _ in sequences]
+        for (i, start, end), part in zip(spans, parts):
+            merged[i].append(((start, end), part))
+        return [tasks.merge_chunks([s for s, _ in m], [p for _, p in m], len(seq))
+                for m, seq in zip(merged, sequences)]
+
+    def predict(self, sequences: list[str], progress: Progress = None):
+        """Predictions in their natural form (plmcore.tasks.outputs), with the run's temperature."""
+        logits = self.logits(list(sequences), progress)
+        T = self.temperature or 1.0
+        if T != 1.0:
+            logits = [x / T for x in logits] if self.task == "residue" else logits / T
+        return tasks.outputs(self.lab, logits)
+
     def predict_proba(self, sequences: list[str], progress: Progress = None) -> np.ndarray:
-        """Class probabilities (n, k) for residue strings, in input order."""
-        limit = min(self.config.max_length or self.backbone.max_residues, self.backbone.max_residues)
-        seqs = [s[:limit] for s in sequences]
-        tokens = self.backbone.encoder.encode(seqs)
-        logits = inference.run(self.model, tokens, self.backbone.encoder, self.device,
-                               max_tokens=self.config.eval_batch_tokens, autocast=self.autocast, progress=progress)
-        return softmax(logits / (self.temperature or 1.0))
+        """Class probabilities (n, k) of a classification run, in input order."""
+        if self.task != "classification":
+            raise ConfigError(f"run {self.run.name} is a {self.task} run; it gives no class probabilities per "
+                              "sequence")
+        return self.predict(sequences, progress)
 
 
 def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto",
@@ -68,7 +104,7 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
     run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
     run.require()
     config = run.config()
-    labels = run.labels()
+    lab = tasks.Labelling.from_dict(run.labels())
     folder = run.best_dir if checkpoint == "best" else run.checkpoint_dir
     if not (folder / "head.safetensors").exists():
         folder = run.checkpoint_dir if checkpoint == "best" else run.best_dir
@@ -79,45 +115,73 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
         )
     set_cpu_threads(config.threads)
     backbone = load_backbone(config.model, trust_remote_code=trust_remote_code, family=config.family)
-    model = build_classifier(backbone, len(labels["classes"]), config)
+    model = build_classifier(backbone, lab.n_outputs, config, per_token=lab.task == "residue")
     dev = pick_device(device if device != "auto" else config.device)
     model.to(dev)
     load_weights(model, folder)
     model.eval()
-    decision = run.decision()
-    return LoadedRun(run, config, labels["classes"], labels.get("positive"), labels.get("window_length"),
-                     labels.get("center_residues") or [], float(decision.get("threshold") or 0.5),
-                     decision.get("temperature"), backbone, model, dev)
+    return LoadedRun(run, config, lab, run.decision(), backbone, model, dev)
 
 
 def score_windows(loaded: LoadedRun, ids: list[str], sequences: list[str], progress: Progress = None,
                   threshold: float | None = None) -> pd.DataFrame:
-    """One row per sequence: probability of each class, and the predicted class."""
-    probs = loaded.predict_proba(list(sequences), progress)
+    """One row per sequence: the class probabilities and class, the value (regression), or each
+    label's probability and the labels called (multi-label)."""
+    out = loaded.predict(list(sequences), progress)
     df = pd.DataFrame({"id": list(ids), "sequence": list(sequences)})
+    if loaded.task == "regression":
+        df["predicted"] = np.asarray(out)
+        return df
     for j, c in enumerate(loaded.classes):
-        df[f"prob_{c}"] = probs[:, j]
-    df["predicted"] = _decide(loaded, probs, threshold)
-    return df
+        df[f"prob_{c}"] = out[:, j]
+    return at_threshold(loaded, df, threshold)
 
 
-def at_threshold(loaded: LoadedRun, scores: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Window scores or scanned sites with "predicted" decided again at another threshold."""
+def at_threshold(loaded: LoadedRun, scores: pd.DataFrame, threshold: float | None = None) -> pd.DataFrame:
+    """Window scores or scanned sites with "predicted" decided at `threshold` (default: the run's own).
+
+    Multi-label runs use each label's own threshold from validation.
+    """
     out = scores.copy()
+    if loaded.task == "regression":
+        return out
+    t = loaded.threshold if threshold is None else threshold
     if "probability" in out.columns:  # sites: the positive class's probability
-        out["predicted"] = out["probability"] >= threshold
+        out["predicted"] = out["probability"] >= t
+    elif loaded.task == "multilabel":
+        th = loaded.decision.get("thresholds") or [0.5] * len(loaded.classes)
+        P = out[[f"prob_{c}" for c in loaded.classes]].to_numpy()
+        out["predicted"] = [tasks.SEPARATOR.join(c for j, c in enumerate(loaded.classes) if row[j] >= th[j])
+                            for row in P]
     else:
+        from plmcore.assess import decide_class
+
         probs = out[[f"prob_{c}" for c in loaded.classes]].to_numpy()
-        out["predicted"] = _decide(loaded, probs, threshold)
+        out["predicted"] = [decide_class(loaded.lab, row, t) for row in probs]
     return out
 
 
-def _decide(loaded: LoadedRun, probs: np.ndarray, threshold: float | None) -> list[str]:
+def scan_residues(loaded: LoadedRun, proteins: list[tuple[str, str]], *, residues: str | None = None,
+                  progress: Progress = None, threshold: float | None = None) -> pd.DataFrame:
+    """A per-residue run over whole proteins, one pass each (long ones in overlapping chunks).
+
+    Returns protein_id, position (1-based), residue, the probability of each class (binary runs:
+    "probability" of the positive class) and predicted, for the residues of the types asked for
+    (default: the run's own, or all).
+    """
+    wanted = set(residues or loaded.lab.residues or "")
+    outs = loaded.predict([seq for _, seq in proteins], progress)
+    rows = []
+    for (pid, seq), probs in zip(proteins, outs):
+        for i, aa in enumerate(seq):
+            if wanted and aa not in wanted:
+                continue
+            rows.append({"protein_id": pid, "position": i + 1, "residue": aa,
+                         **{f"prob_{c}": float(probs[i, j]) for j, c in enumerate(loaded.classes)}})
+    df = pd.DataFrame(rows, columns=["protein_id", "position", "residue", *(f"prob_{c}" for c in loaded.classes)])
     if len(loaded.classes) == 2:
-        t = loaded.threshold if threshold is None else threshold
-        pi = loaded.positive_index
-        return [loaded.classes[pi] if p >= t else loaded.classes[1 - pi] for p in probs[:, pi]]
-    return [loaded.classes[i] for i in probs.argmax(1)]
+        df["probability"] = df[f"prob_{loaded.positive}"]
+    return at_threshold(loaded, df, threshold)
 
 
 def candidate_positions(protein: str, residues: str | list[str]) -> list[int]:
@@ -162,9 +226,31 @@ def scan_proteins(
     probs = loaded.predict_proba(df["window"].tolist(), progress)
     pi = loaded.positive_index if len(loaded.classes) == 2 else int(np.argmax(probs.mean(0)))
     df["probability"] = probs[:, pi]
-    t = loaded.threshold if threshold is None else threshold
-    df["predicted"] = df["probability"] >= t
-    return df
+    return at_threshold(loaded, df, threshold)
+
+
+def predict_table(loaded: LoadedRun, table: pd.DataFrame, *, scan: bool = False, residues: str | None = None,
+                  window: int | None = None, threshold: float | None = None, progress=None) -> dict[str, pd.DataFrame]:
+    """Score a table of sequences the way its task and lengths call for (the CLI and the app alike).
+
+    Returns {"windows": one row per sequence scored whole, "sites": one row per scanned residue}
+    (either may be absent). `progress(what)` gives a (done, total) callback for each part.
+    """
+    progress = progress or (lambda what: None)
+    direct, whole = (table.iloc[:0], table) if scan else split_by_length(loaded, table)
+    out = {}
+    if len(direct):
+        out["windows"] = score_windows(loaded, direct["id"].tolist(), direct["sequence"].tolist(),
+                                       progress("scoring"), threshold)
+    if len(whole):
+        proteins = list(zip(whole["id"], whole["sequence"]))
+        if loaded.task == "residue":
+            out["sites"] = scan_residues(loaded, proteins, residues=residues, progress=progress("scanning"),
+                                         threshold=threshold)
+        else:
+            out["sites"] = scan_proteins(loaded, proteins, residues=residues, window=window,
+                                         progress=progress("scanning"), threshold=threshold)
+    return out
 
 
 def clean_input(table: pd.DataFrame) -> tuple[pd.DataFrame, list]:
@@ -175,7 +261,13 @@ def clean_input(table: pd.DataFrame) -> tuple[pd.DataFrame, list]:
 
 
 def split_by_length(loaded: LoadedRun, table: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Sequences of the training window length are scored directly; longer ones are scanned."""
+    """Sequences of the training window length are scored directly; longer ones are scanned.
+
+    Per-residue runs take every sequence whole (scan_residues); other runs not trained on aligned
+    windows score every sequence as it is.
+    """
+    if loaded.task == "residue":
+        return table.iloc[:0], table
     if not loaded.window_length:
         return table, table.iloc[:0]
     long = table["sequence"].str.len() > loaded.window_length

@@ -158,8 +158,12 @@ class Labelling:
 
 
 def labelling(task: str, train_labels: Sequence[str], all_labels: Sequence[str], *, residues: str | None = None,
-              standardize: bool = True) -> Labelling:
-    """The labelling of a run from its labels (targets are standardised on the training split only)."""
+              standardize: bool = True, train_sequences: Sequence[str] = ()) -> Labelling:
+    """The labelling of a run from its labels (targets are standardised on the training split only).
+
+    Per-residue: without `residues`, the residue types that carry labels in the training tracks
+    count, when they are a few (e.g. S/T/Y of phosphosite tracks); else every residue does.
+    """
     from plmcore.data import classes_of, positive_class
 
     if task == "regression":
@@ -175,6 +179,9 @@ def labelling(task: str, train_labels: Sequence[str], all_labels: Sequence[str],
         symbols = classes_of(sorted(set("".join(all_labels)) - {NO_LABEL}))
         if len(symbols) < 2:
             raise LabelError(f"a per-residue task needs at least two residue classes in the tracks; found {symbols}")
+        if residues is None and train_sequences:
+            labelled = {aa for seq, t in zip(train_sequences, train_labels) for aa, c in zip(seq, t) if c != NO_LABEL}
+            residues = "".join(sorted(labelled)) if len(labelled) <= 10 else None
         return Labelling(task, symbols, positive_class(symbols), residues=residues)
     classes = classes_of(all_labels)
     return Labelling(task, classes, positive_class(classes))

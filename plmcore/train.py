@@ -38,8 +38,11 @@ log = logging.getLogger("plmcore.train")
 # --------------------------------------------------------------------------- preparing a run
 
 
-def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Read the training (and optional test) files a DataSpec names, unvalidated."""
+def read_labelled(spec, residues: str | None = None) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Read the training (and optional test) files a DataSpec names, unvalidated.
+
+    With a sites table (per-residue labels), each protein's label is its track (data.residue_tracks).
+    """
     kw = dict(label_source=spec.label_source, label_column=spec.label_column, id_column=spec.id_column,
               sequence_column=spec.sequence_column)
     if spec.class_files:
@@ -50,7 +53,17 @@ def read_labelled(spec) -> tuple[pd.DataFrame, pd.DataFrame | None]:
         raise ConfigError("no training data: give files (CLI: --train FILE, --class-file CLASS=FILE, or --split-file "
                           "CSV with a split made before)")
     test = D.read_table(spec.test, **kw) if spec.test else None
+    if spec.sites_file:
+        sites = D.read_sites(spec.sites_file)
+        table = D.residue_tracks(table, sites, residues)
+        test = D.residue_tracks(test, sites[sites["id"].isin(test["id"])], residues or _types(table)) \
+            if test is not None else None
     return table, test
+
+
+def _types(table: pd.DataFrame) -> str:
+    """The residue types that carry labels in per-residue tracks."""
+    return "".join(sorted({aa for s, t in zip(table["sequence"], table["label"]) for aa, c in zip(s, t) if c != "."}))
 
 
 def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
@@ -61,7 +74,7 @@ def prepare_split(config: TrainConfig) -> tuple[pd.DataFrame, list]:
                             task=config.task)
         report.raise_for_errors()
         return report.table, list(report.warnings)
-    table, test = read_labelled(spec)
+    table, test = read_labelled(spec, config.residues)
     vkw = dict(max_length=config.max_length, too_long=config.too_long)
     report = D.validate(table, task=config.task, **vkw)
     report.raise_for_errors()
@@ -291,7 +304,8 @@ class Trainer:
         train_rows = table[table["split"] == "train"]
         task = tasks.resolve(config.task, table["label"].tolist(), table["sequence"].tolist())
         lab = tasks.labelling(task, train_rows["label"].tolist(), table["label"].tolist(), residues=config.residues,
-                              standardize=config.standardize_targets)
+                              standardize=config.standardize_targets,
+                              train_sequences=train_rows["sequence"].tolist())
         if task == "classification":
             if len(D.classes_of(train_rows["label"])) < 2:
                 raise ConfigError("the training split holds a single class; nothing can be learned")
