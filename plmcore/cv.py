@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from plmcore import splits as S
+from plmcore import tasks
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError
 from plmcore.runs import Cancelled, RunDir, lifecycle, read_json_file, workspace, write_json
@@ -77,15 +78,20 @@ def create_cv(config: TrainConfig, table: pd.DataFrame, *, folds: int = 5, group
 def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: bool) -> tuple[list[pd.DataFrame], str]:
     """One split table per fold (train/val/test) and a description of how folds were made."""
     spec = config.data
+    task = tasks.resolve(config.task, table["label"].tolist(), table["sequence"].tolist())
+    grouped = grouped or task == "residue"  # a protein's residues never straddle folds
+    strata = fold_strata(table, task)
     groups = protein_groups(table, spec.group_column) if grouped else None
-    how = "stratified, grouped by protein" if grouped else "stratified"
+    kind = "stratified" if task == "classification" else ("stratified by target quintile" if task == "regression"
+                                                         else "not stratified")
+    how = f"{kind}, grouped by protein" if grouped else kind
     try:
-        pairs = cv_folds(table, folds, seed=spec.split_seed, groups=groups)
+        pairs = cv_folds(table, folds, seed=spec.split_seed, groups=groups, strata=strata)
     except ConfigError:
         if not grouped:
             raise
-        pairs = cv_folds(table, folds, seed=spec.split_seed)
-        groups, how = None, "stratified (too few proteins to group by protein)"
+        pairs = cv_folds(table, folds, seed=spec.split_seed, strata=strata)
+        groups, how = None, f"{kind} (too few proteins to group by protein)"
     out = []
     for i, (rest_idx, test_idx) in enumerate(pairs):
         rest = table.iloc[rest_idx].reset_index(drop=True)
@@ -94,7 +100,8 @@ def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: b
             inner = split_grouped(rest, np.asarray(groups)[rest_idx], val_fraction=val_fraction, test_fraction=0.0,
                                   seed=spec.split_seed + i)
         else:
-            inner = S.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i)
+            inner = S.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i,
+                                  stratify=task == "classification")
         test = table.iloc[test_idx].assign(split="test")
         out.append(pd.concat([inner, test], ignore_index=True))
     return out, how
@@ -136,7 +143,7 @@ def fold_result(run: RunDir) -> dict:
     """Test metrics of the fine-tuned model and each baseline for one fold."""
     report = run.report()
     out = {"fold": run.name, "n_test": report["n"], "models": {"fine-tuned (LoRA)": report["metrics"]},
-           "duration_s": run.status().get("duration_s")}
+           "duration_s": run.status().get("duration_s"), "task": report.get("task", "classification")}
     baselines = run.read_report("baselines.json")
     if baselines:
         for name, entry in baselines["baselines"].items():
@@ -144,13 +151,26 @@ def fold_result(run: RunDir) -> dict:
     return out
 
 
+def fold_strata(table: pd.DataFrame, task: str) -> np.ndarray | None:
+    """What folds are stratified by: the class, a regression target's quintile, or nothing."""
+    if task == "classification":
+        return None  # cv_folds stratifies by label
+    if task == "regression":
+        values = pd.to_numeric(table["label"], errors="coerce").to_numpy()
+        return np.searchsorted(np.nanquantile(values, [0.2, 0.4, 0.6, 0.8]), values)
+    return np.zeros(len(table), dtype=np.int64)
+
+
 def summarise(results: list[dict], how: str, settings: dict) -> dict:
     """Mean, standard deviation and per-fold values of each metric for each model."""
     models = list(dict.fromkeys(m for r in results for m in r["models"]))
+    task = results[0].get("task", "classification") if results else "classification"
+    metrics = {"regression": tasks.REGRESSION_METRICS, "multilabel": tasks.MULTILABEL_METRICS[:4]}.get(
+        task, SUMMARY_METRICS)
     summary = {}
     for model in models:
         summary[model] = {}
-        for metric in SUMMARY_METRICS:
+        for metric in metrics:
             values = [r["models"].get(model, {}).get(metric) for r in results]
             clean = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
             summary[model][metric] = {
@@ -159,19 +179,21 @@ def summarise(results: list[dict], how: str, settings: dict) -> dict:
                 "folds": values,
             }
     return {"folds": settings["folds"], "how": how, "completed": len(results), "per_fold": results,
-            "summary": summary}
+            "task": task, "metrics": list(metrics), "summary": summary}
 
 
 def format_cv(summary: dict) -> str:
+    shown = (summary.get("metrics") or ["roc_auc", "mcc", "accuracy"])[:3]
     lines = [f"Cross-validation: {summary['completed']}/{summary['folds']} folds, {summary['how']}",
-             f"{'model':<26}" + "".join(f"{m:>20}" for m in ("ROC-AUC", "MCC", "accuracy"))]
+             f"{'model':<30}" + "".join(f"{tasks.metric_words(m):>20}" for m in shown)]
     for model, metrics in summary["summary"].items():
         cells = []
-        for m in ("roc_auc", "mcc", "accuracy"):
+        for m in shown:
             s = metrics[m]
             cells.append("" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}")
-        lines.append(f"{model:<26}" + "".join(f"{c:>20}" for c in cells))
-    lines.append("per fold (ROC-AUC): " + "; ".join(
-        f"{model}: " + ", ".join("–" if v is None else f"{v:.2f}" for v in metrics["roc_auc"]["folds"])
+        lines.append(f"{model:<30}" + "".join(f"{c:>20}" for c in cells))
+    first = shown[0]
+    lines.append(f"per fold ({tasks.metric_words(first)}): " + "; ".join(
+        f"{model}: " + ", ".join("–" if v is None else f"{v:.2f}" for v in metrics[first]["folds"])
         for model, metrics in summary["summary"].items()))
     return "\n".join(lines)

@@ -509,20 +509,27 @@ def cv_folds(
     *,
     seed: int,
     groups: Sequence[Any] | None = None,
+    strata: Sequence[int] | None = None,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Stratified k-fold (grouped when ``groups`` is given) as (train_idx, test_idx) positions.
 
-    The test folds are disjoint and together cover every row.
+    Folds are stratified by label, or by ``strata`` (one integer per row, e.g. a regression
+    target's quintile; all equal for no stratification). The test folds are disjoint and
+    together cover every row.
     """
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 2:
         raise ConfigError(f"k must be an integer of at least 2 (the number of folds); got {k!r}.")
-    y = _stratify_codes(table)
+    if strata is not None:
+        y = _renumber_strata(strata)
+        classes = [f"stratum {i}" for i in range(int(y.max()) + 1)] if len(y) else []
+    else:
+        y = _stratify_codes(table)
+        classes = classes_of(table["label"])
     if y is None:
         raise DataError(
             "Cross-validation folds are stratified by label, but some records have no label. "
             "Label every record or remove the unlabelled ones."
         )
-    classes = classes_of(table["label"])
     class_sizes = np.bincount(y, minlength=len(classes))
     smallest = int(class_sizes.min())
     rarest = classes[int(class_sizes.argmin())]
@@ -587,6 +594,10 @@ def _group_keys(groups: Sequence[Any], n: int) -> np.ndarray:
             "a protein or cluster, e.g. with protein_groups()."
         )
     return keys
+
+
+def _renumber_strata(strata: Sequence[int]) -> np.ndarray:
+    return pd.factorize(pd.Series(list(strata)))[0].astype(np.int64)
 
 
 def _stratify_codes(table: pd.DataFrame) -> np.ndarray | None:
