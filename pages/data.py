@@ -9,7 +9,7 @@ from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import splits as S
-from plmcore import ui
+from plmcore import tasks, ui
 from plmcore.config import DataSpec
 from plmcore.leakage import leakage_report
 from plmcore.splits import make_split
@@ -130,12 +130,13 @@ def show_dataset() -> None:
     ds = store.get(choice)
     table = ds.table()
     test = ds.test_table()
-    classes = D.classes_of(table["label"])
-    positive = D.positive_class(classes)
+    task, why = tasks.detect(table["label"].tolist(), table["sequence"].tolist())
+    classes = D.classes_of(DS.class_balance(table)["label"]) if task != "regression" else []
+    positive = D.positive_class(classes) if task == "classification" else None
     info = D.window_info(table)
     cols = st.columns(4)
     cols[0].metric("Sequences", len(table))
-    cols[1].metric("Classes", len(classes))
+    cols[1].metric("Task", task, help=f"From the labels: {why}. The Train page can override it.")
     cols[2].metric("Length (residues)", f"{info['length']}" if info["aligned"]
                    else f"{table['sequence'].str.len().min()}–{table['sequence'].str.len().max()}",
                    help="all sequences have the same length: aligned site windows" if info["aligned"] else None)
@@ -143,7 +144,10 @@ def show_dataset() -> None:
     with st.expander("Preview", expanded=False):
         st.dataframe(table.drop(columns=["source"], errors="ignore").head(500), width="stretch", hide_index=True)
     c1, c2 = st.columns(2)
-    c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
+    if task == "regression":
+        c1.plotly_chart(F.value_histogram(table), width="stretch", key="data_balance")
+    else:
+        c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
     if info["aligned"]:
         c2.info(f"All {len(table)} sequences are {info['length']}-residue windows"
                 + (f" centred on {', '.join(info['center_residues'])}." if info["center_residues"] else "."))

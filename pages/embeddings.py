@@ -10,7 +10,9 @@ from plmcore import ui
 from plmcore.config import TrainConfig
 from plmcore.embed import PROJECTIONS, EmbeddingCache, cached_embeddings, hdf5_bytes, project
 from plmcore.errors import LabelError
+from plmcore.predict import predicted_vs_true
 from plmcore.runs import RunDir
+from plmcore.tasks import plot_labels
 
 st.title("Embeddings")
 st.caption("One vector per sequence (pooled over residues), projected to 2D or 3D. Compare a base model with "
@@ -95,10 +97,7 @@ def compute(models, frame: pd.DataFrame, pooling: str) -> dict:
         bar.done()
         extra = {}
         if run is not None and frame["label"].notna().all():
-            loaded = ui.loaded_run(run)
-            probs = loaded.predict_proba(seqs)
-            pred = [loaded.classes[i] for i in probs.argmax(1)]
-            extra = {"predicted": pred, "error": ["wrong" if p != t else "right" for p, t in zip(pred, frame["label"])]}
+            extra = predicted_vs_true(ui.loaded_run(run), seqs, frame["label"].tolist())
         out[title] = {"X": X, "cached": hit, "model": source if run is None else f"{run.config().model} fine-tuned "
                       f"({run.name})", **extra}
     return out
@@ -138,6 +137,7 @@ def page() -> None:
                                    float(perplexity))
         shown = frame[["id", "sequence", "label", "split"]].copy()
         shown["label"] = shown["label"].fillna("(none)")
+        shown["label"] = plot_labels(shown["label"].tolist(), shown["sequence"].tolist())
         for extra in ("predicted", "error"):
             if extra in res:
                 shown[extra] = res[extra]

@@ -6,7 +6,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import figures as F
 from plmcore import ui
-from plmcore.predict import at_threshold, clean_input, scan_proteins, score_windows, split_by_length
+from plmcore.predict import at_threshold, clean_input, describe_run, predict_table
 
 st.title("Predict")
 st.caption("Sequences as long as the training windows are scored directly; longer proteins are scanned at "
@@ -29,34 +29,35 @@ def page() -> None:
         st.info("No finished run yet: train one on the Train page.")
         return
     loaded = ui.loaded_run(run)
-    info = f"classes {', '.join(loaded.classes)}"
-    if loaded.window_length:
-        info += f"; trained on {loaded.window_length}-residue windows centred on {', '.join(loaded.center_residues)}"
-    st.caption(ui.md(info))
+    st.caption(ui.md(describe_run(loaded)))
     table = read_input()
     c1, c2 = st.columns(2)
-    residues = c1.text_input("Candidate residues for scanning", value="".join(loaded.center_residues),
-                             key="pred_residues", help="e.g. Y, or STY for all phospho-acceptors")
-    threshold = c2.slider("Decision threshold", 0.0, 1.0, float(loaded.threshold), 0.01, key="pred_threshold",
-                          help="the run's chosen threshold by default")
+    candidates = loaded.lab.residues or "".join(loaded.center_residues)
+    residues = c1.text_input("Residues to score along whole proteins", value=candidates, key="pred_residues",
+                             help="e.g. Y, or STY for all phospho-acceptors; empty: every residue",
+                             disabled=loaded.task in ("regression", "multilabel"))
+    threshold = None
+    if loaded.lab.binary:
+        threshold = c2.slider("Decision threshold", 0.0, 1.0, float(loaded.threshold), 0.01, key="pred_threshold",
+                              help="the run's threshold, chosen on validation, by default")
+    elif loaded.task == "multilabel":
+        c2.caption("Each label is called at its own threshold, chosen on validation.")
     if st.button("Score", key="pred_go", type="primary"):
         if table is None:
             ui.fail("Paste sequences or upload a FASTA file first.")
         table, warnings = clean_input(table)
         for w in warnings:
             st.warning(ui.md(w.message))
-        direct, scan = split_by_length(loaded, table)
-        results = {}
-        if len(direct):
-            bar = ui.Progress("Scoring windows")
-            results["windows"] = score_windows(loaded, direct["id"].tolist(), direct["sequence"].tolist(), bar)
+        bars = []
+
+        def progress(what: str):
+            bars.append(ui.Progress({"scoring": "Scoring sequences", "scanning": "Scanning proteins"}[what]))
+            return bars[-1]
+
+        results = predict_table(loaded, table, residues=residues.strip().upper() or None, progress=progress)
+        for bar in bars:
             bar.done()
-        if len(scan):
-            bar = ui.Progress("Scanning proteins")
-            results["sites"] = scan_proteins(loaded, list(zip(scan["id"], scan["sequence"])),
-                                             residues=residues.strip().upper() or None, progress=bar)
-            results["lengths"] = dict(zip(scan["id"], scan["sequence"].str.len()))
-            bar.done()
+        results["lengths"] = dict(zip(table["id"], table["sequence"].str.len()))
         st.session_state["pred_results"] = (run.name, results)
     stored = st.session_state.get("pred_results")
     if not stored or stored[0] != run.name:
@@ -64,15 +65,22 @@ def page() -> None:
     show(stored[1], loaded, threshold)
 
 
-def show(results: dict, loaded, threshold: float) -> None:
+def show(results: dict, loaded, threshold: float | None) -> None:
     if "windows" in results:
         df = at_threshold(loaded, results["windows"], threshold)
-        st.subheader(f"Windows ({len(df)})")
+        st.subheader(f"{'Windows' if loaded.task == 'classification' else 'Sequences'} ({len(df)})")
         st.dataframe(df, hide_index=True, width="stretch")
         st.download_button("Download window scores (CSV)", df.to_csv(index=False), "window_scores.csv",
                            key="pred_dl_windows")
     if "sites" in results:
         sites = at_threshold(loaded, results["sites"], threshold)
+        if "probability" not in sites.columns:  # a per-residue run with several classes
+            st.subheader(f"Residues: {sites['protein_id'].nunique()} proteins, {len(sites)} residues")
+            st.dataframe(sites, hide_index=True, width="stretch")
+            st.download_button("Download the residues (CSV)", sites.to_csv(index=False), "residues.csv",
+                               key="pred_dl_sites")
+            return
+        threshold = loaded.threshold if threshold is None else threshold
         hits = sites[sites["predicted"]]
         st.subheader(f"Scanned proteins: {sites['protein_id'].nunique()} proteins, {len(sites)} candidate sites, "
                      f"{len(hits)} predicted at threshold {threshold:.2f}")

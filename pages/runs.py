@@ -11,6 +11,7 @@ from plmcore.baselines import leaderboard
 from plmcore.cv import CVDir
 from plmcore.provenance import describe
 from plmcore.runs import RunDir, delete_run, list_runs, rerun_command
+from plmcore.tasks import metric_words
 
 st.title("Runs & evaluation")
 
@@ -68,6 +69,8 @@ def one_run(run: RunDir) -> None:
         if report is None:
             st.info(f"No test report: the run is {status.get('state')}"
                     + (" or has no test split." if status.get("state") == "finished" else "."))
+        elif report.get("task") in ("regression", "multilabel"):
+            task_metrics(run, report)
         else:
             shown = {"at 0.50": report}
             chosen = report.get("at_threshold")
@@ -78,8 +81,11 @@ def one_run(run: RunDir) -> None:
                     dict(chosen, n=report["n"])
                 cm_source, cm_threshold = dict(chosen, classes=report["classes"]), chosen["threshold"]
                 thresholds = f"thresholds 0.50 and {cm_threshold:.2f}"
-            st.markdown(f"**{report['n']} test sequences**, metrics at the decision {thresholds}; "
-                        f"brackets: 95% bootstrap confidence intervals ({report['n_boot']} resamples).")
+            items = (f"{report['n']} test residues of {report['n_proteins']} proteins" if report.get("n_proteins")
+                     else f"{report['n']} test sequences")
+            resampled = "resamples of proteins" if report.get("n_proteins") else "resamples"
+            st.markdown(f"**{items}**, metrics at the decision {thresholds}; brackets: 95% bootstrap confidence "
+                        f"intervals ({report['n_boot']} {resampled}).")
             c1, c2 = st.columns([3, 2])
             c1.dataframe(F.metrics_table(shown), width="stretch")
             c2.plotly_chart(F.confusion(cm_source, f"Confusion matrix at {cm_threshold:.2f}"), width="stretch",
@@ -120,6 +126,28 @@ def one_run(run: RunDir) -> None:
         delete_control(run)
 
 
+def task_metrics(run: RunDir, report: dict) -> None:
+    """The test metrics of a regression or multi-label run, with their figures."""
+    st.markdown(f"**{report['n']} test sequences**; brackets: 95% bootstrap confidence intervals "
+                f"({report['n_boot']} resamples).")
+    c1, c2 = st.columns([2, 3])
+    c1.dataframe(F.metrics_table({"test": report}), width="stretch")
+    if report["task"] == "regression":
+        c2.plotly_chart(F.predicted_vs_true(report), width="stretch", key="runs_scatter")
+        st.plotly_chart(F.residuals(report), width="stretch", key="runs_residuals")
+    else:
+        c2.plotly_chart(F.per_label(report), width="stretch", key="runs_per_label")
+        rows = [{"label": name, "positives in test": e["n_positive"], "threshold (from validation)": e["threshold"],
+                 **{f"{k}": e["metrics"].get(k) for k in ("roc_auc", "pr_auc", "f1", "mcc")}}
+                for name, e in report["per_label"].items()]
+        st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                     column_config={k: st.column_config.NumberColumn(format="%.3f")
+                                    for k in ("threshold (from validation)", "roc_auc", "pr_auc", "f1", "mcc")})
+    verdict = _verdict(run)
+    if verdict:
+        st.info(verdict)
+
+
 def _verdict(run: RunDir) -> str | None:
     comparison = run.read_report("comparison.json")
     return ui.md(comparison["verdict"]) if comparison and comparison.get("verdict") else None
@@ -144,10 +172,9 @@ def baselines_tab(run: RunDir) -> None:
         st.info(ui.md(comparison["verdict"]))
         rows = []
         for name, c in comparison["comparisons"].items():
-            for metric in ("roc_auc", "mcc"):
-                m = c["metrics"][metric]
+            for metric, m in list(c["metrics"].items())[:2]:
                 lo, hi = m["ci95"]
-                rows.append({"baseline": name, "metric": "ROC-AUC" if metric == "roc_auc" else "MCC",
+                rows.append({"baseline": name, "metric": metric_words(metric),
                              "fine-tuned": m["a"], "baseline value": m["b"], "difference": m["difference"],
                              "95% CI of difference": "" if lo is None else f"[{lo:+.3f}, {hi:+.3f}]",
                              "resamples fine-tuned ahead": m["p_a_better"], "verdict": c["verdict"]})
@@ -198,19 +225,19 @@ def cross_validation() -> None:
         return
     st.markdown(f"**{summary['completed']} of {summary['folds']} folds**, {ui.md(summary['how'])}. Mean ± standard "
                 "deviation over folds; every model saw the same folds.")
+    shown = summary.get("metrics") or ["roc_auc", "mcc", "accuracy", "sensitivity", "specificity"]
     rows = []
     for model, metrics in summary["summary"].items():
         row = {"model": model}
-        for m, label in (("roc_auc", "ROC-AUC"), ("mcc", "MCC"), ("accuracy", "Accuracy"),
-                         ("sensitivity", "Sensitivity"), ("specificity", "Specificity")):
+        for m in shown[:5]:
             s = metrics[m]
-            row[label] = "" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}"
+            row[metric_words(m)] = "" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}"
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.plotly_chart(F.cv_folds(summary), width="stretch", key="cv_box")
-    per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get("roc_auc") for m, v in r["models"].items()}}
+    st.plotly_chart(F.cv_folds(summary, shown[0]), width="stretch", key="cv_box")
+    per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get(shown[0]) for m, v in r["models"].items()}}
                              for r in summary["per_fold"]])
-    st.caption("ROC-AUC per fold")
+    st.caption(f"{metric_words(shown[0])} per fold")
     st.dataframe(per_fold, hide_index=True, width="stretch")
 
 

@@ -6,7 +6,7 @@ from plmcore import data as D
 from plmcore import datasets as DS
 from plmcore import figures as F
 from plmcore import splits as S
-from plmcore import ui
+from plmcore import tasks, ui
 from plmcore.config import TrainConfig
 from plmcore.estimate import arch_for, estimate
 from plmcore.models import DEFAULT_MODEL, FAMILIES, cache_status
@@ -74,10 +74,18 @@ def settings(source: str, ds, split) -> TrainConfig:
         return {n: ui.setting_input(TrainConfig, n, key=f"train_{n}", where=col, value=values.get(n))
                 for n, col in zip(names, cols)}
 
-    chosen = row("lora_r", "lora_alpha", "lora_dropout", "pooling")
+    detected, why = tasks.detect(split["label"].tolist(), split["sequence"].tolist())
+    chosen = row("task", "lora_r", "lora_alpha", "pooling")
+    task = detected if chosen["task"] == "auto" else chosen["task"]
+    st.caption(f"Task: **{task}**" + (f" (from the labels: {ui.md(why)})" if chosen["task"] == "auto" else
+                                      f" (chosen; the labels look like {detected})"))
+    if task == "regression":
+        chosen |= row("regression_loss", "standardize_targets")
+    elif task == "residue":
+        chosen |= row("residues", "chunk_overlap")
     chosen |= row("epochs", "learning_rate", "batch_size", "grad_accum")
     counts = split[split["split"] == "train"]["label"].value_counts()
-    imbalanced = counts.max() > 1.5 * counts.min()
+    imbalanced = task == "classification" and counts.max() > 1.5 * counts.min()
     chosen |= row("class_weights", "early_stopping_metric", "patience", "seed",
                   class_weights="balanced" if imbalanced else None)
     with st.expander("Advanced"):
@@ -87,6 +95,7 @@ def settings(source: str, ds, split) -> TrainConfig:
                                 value=",".join(family.lora_targets) if family else "", key=f"train_targets_{source}")
         chosen["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) or None
         chosen["threads"] = ui.setting_input(TrainConfig, "threads", key="train_threads")
+        chosen["lora_dropout"] = ui.setting_input(TrainConfig, "lora_dropout", key="train_lora_dropout")
         ui.trust_remote_code_switch()
     chosen |= row("baselines", "threshold_objective", "threshold_target", "temperature_scaling", threshold_target=0.9)
     if chosen["threshold_objective"] not in ("specificity", "sensitivity"):
@@ -163,18 +172,21 @@ def render(run: RunDir, status: dict, key: str = "") -> None:
             st.info(ui.md(status["verdict"]))
     records = run.read_metrics()
     evals = [r for r in records if r.get("kind") == "eval"]
+    task = run.labels().get("task", "classification") if run.labels_path.exists() else "classification"
+    shown = tasks.LIVE_METRICS[task]
     if evals:
         last = evals[-1]
         c = st.columns(4)
-        c[0].metric("Validation MCC", f"{last.get('val_mcc', float('nan')):.3f}")
-        c[1].metric("Validation ROC-AUC", f"{last['val_roc_auc']:.3f}" if last.get("val_roc_auc") is not None else "–")
-        c[2].metric("Validation accuracy", f"{last.get('val_accuracy', float('nan')):.3f}")
+        for col, m in zip(c, shown):
+            value = last.get(f"val_{m}")
+            col.metric(f"Validation {tasks.metric_words(m)}", "–" if value is None else f"{value:.3f}")
         c[3].metric("Epoch", f"{last['epoch']}")
     if records:
         c1, c2 = st.columns(2)
         c1.plotly_chart(F.loss_curves({run.name: records}), width="stretch", key=f"loss_{run.name}{key}")
         if evals:
-            c2.plotly_chart(F.val_metric_curves(records), width="stretch", key=f"valm_{run.name}{key}")
+            c2.plotly_chart(F.val_metric_curves(records, metrics=shown), width="stretch",
+                            key=f"valm_{run.name}{key}")
     else:
         st.caption("Waiting for the first logged step…")
     tail = run.log_tail(12)

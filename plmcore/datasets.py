@@ -278,7 +278,17 @@ def load_tutorial(store: DatasetStore | None = None, base_url: str | None = None
 
 
 def class_balance(table: pd.DataFrame) -> pd.DataFrame:
-    counts = table["label"].value_counts()
+    """How many of each class (multi-label: records carrying each label; per-residue: residues of each
+    class). Regression targets have no classes: use their values."""
+    from plmcore import tasks
+
+    task = tasks.detect(table["label"].tolist(), table["sequence"].tolist())[0]
+    if task == "multilabel":
+        counts = pd.Series([x for v in table["label"] for x in tasks.split_labels(v)]).value_counts()
+    elif task == "residue":
+        counts = pd.Series(list("".join(table["label"].fillna("")).replace(tasks.NO_LABEL, ""))).value_counts()
+    else:
+        counts = table["label"].value_counts()
     order = D.classes_of(counts.index)
     return pd.DataFrame({"label": order, "count": [int(counts[c]) for c in order]})
 

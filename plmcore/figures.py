@@ -58,7 +58,8 @@ def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
                                      name=METRIC_LABELS.get(m, m), line=dict(color=PALETTE[i % len(PALETTE)])))
     fig.update_xaxes(title=x)
-    fig.update_yaxes(title="validation metric", range=[-1 if "mcc" in metrics else 0, 1])
+    bounded = not set(metrics) & {"rmse", "mae"}
+    fig.update_yaxes(title="validation metric", range=[-1 if "mcc" in metrics else 0, 1] if bounded else None)
     return _layout(fig, "Validation metrics")
 
 
@@ -106,9 +107,17 @@ def pr_curves(reports: dict[str, dict]) -> go.Figure:
     return _curves(reports, "pr")
 
 
-def metrics_table(reports: dict[str, dict], names=("mcc", "specificity", "sensitivity", "accuracy", "roc_auc",
-                                                   "pr_auc", "f1")) -> pd.DataFrame:
-    """Rows: metrics; columns: one per report, 'value [lo, hi]'."""
+CLASSIFICATION_SHOWN = ("mcc", "specificity", "sensitivity", "accuracy", "roc_auc", "pr_auc", "f1")
+
+
+def metrics_table(reports: dict[str, dict], names=None) -> pd.DataFrame:
+    """Rows: metrics (default: the classification metrics, or every metric of a regression or
+    multi-label report); columns: one per report, 'value [lo, hi]'."""
+    from plmcore.tasks import metric_words
+
+    first = next(iter(reports.values()), {})
+    if names is None:
+        names = list(first["metrics"]) if first.get("task") in ("regression", "multilabel") else CLASSIFICATION_SHOWN
     rows = {}
     for name in names:
         row = {}
@@ -121,8 +130,52 @@ def metrics_table(reports: dict[str, dict], names=("mcc", "specificity", "sensit
                 row[label] = f"{v:.3f}"
             else:
                 row[label] = f"{v:.3f}  [{lo:.3f}, {hi:.3f}]"
-        rows[METRIC_LABELS.get(name, name)] = row
+        rows[metric_words(name)] = row
     return pd.DataFrame(rows).T
+
+
+def predicted_vs_true(report: dict, title: str = "Predicted against true (test split)") -> go.Figure:
+    """A regression report's test points, with the line of perfect prediction."""
+    pts = report["points"]
+    y, p = np.asarray(pts["true"]), np.asarray(pts["predicted"])
+    lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#888", dash="dot"),
+                             name="perfect prediction", hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=y, y=p, mode="markers", marker=dict(color=PALETTE[0], size=7, opacity=0.75),
+                             name="test records", hovertemplate="true %{x:.3g}<br>predicted %{y:.3g}<extra></extra>"))
+    fig.update_xaxes(title="true value")
+    fig.update_yaxes(title="predicted value")
+    return _layout(fig, title)
+
+
+def residuals(report: dict, title: str = "Residuals (predicted − true)") -> go.Figure:
+    """A regression report's residuals against the true value: bias and spread at a glance."""
+    pts = report["points"]
+    y, p = np.asarray(pts["true"]), np.asarray(pts["predicted"])
+    fig = go.Figure(go.Scatter(x=y, y=p - y, mode="markers", marker=dict(color=PALETTE[1], size=7, opacity=0.75),
+                               hovertemplate="true %{x:.3g}<br>residual %{y:.3g}<extra></extra>", name="residual"))
+    fig.add_hline(y=0, line=dict(color="#888", dash="dot"))
+    fig.update_xaxes(title="true value")
+    fig.update_yaxes(title="residual")
+    return _layout(fig, title)
+
+
+def per_label(report: dict, metric: str = "roc_auc") -> go.Figure:
+    """A multi-label report's metric per label, with 95% intervals."""
+    from plmcore.tasks import metric_words
+
+    names = list(report["per_label"])
+    values = [report["per_label"][n]["metrics"].get(metric) for n in names]
+    cis = [report["per_label"][n]["ci95"].get(metric) or (None, None) for n in names]
+    lo = [v - c[0] if v is not None and c[0] is not None else 0 for v, c in zip(values, cis)]
+    hi = [c[1] - v if v is not None and c[1] is not None else 0 for v, c in zip(values, cis)]
+    fig = go.Figure(go.Bar(x=[text(n) for n in names], y=values, marker_color=PALETTE[0],
+                           error_y=dict(type="data", symmetric=False, array=hi, arrayminus=lo),
+                           hovertemplate="%{x}: %{y:.3f}<extra></extra>"))
+    fig.update_yaxes(title=f"test {metric_words(metric)}", range=[0, 1.02])
+    fig.update_xaxes(type="category")
+    return _layout(fig, f"{metric_words(metric)} per label (95% intervals)")
 
 
 def class_colors(labels) -> dict[str, str]:
@@ -139,6 +192,15 @@ def class_balance(counts: pd.DataFrame) -> go.Figure:
     fig.update_layout(showlegend=False)
     fig.update_xaxes(type="category")
     return _layout(fig, "Class balance", height=300)
+
+
+def value_histogram(table: pd.DataFrame) -> go.Figure:
+    """The distribution of a regression target."""
+    values = pd.to_numeric(table["label"], errors="coerce").dropna()
+    fig = go.Figure(go.Histogram(x=values, nbinsx=min(40, max(5, values.nunique())), marker_color=PALETTE[0]))
+    fig.update_xaxes(title="target value")
+    fig.update_yaxes(title="records")
+    return _layout(fig, "Target values", height=300)
 
 
 def length_histogram(table: pd.DataFrame) -> go.Figure:
@@ -176,7 +238,11 @@ def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) 
             hover[col] = True
     df["sequence"] = df["sequence"].str.slice(0, 60)
     kw = dict(color=color if color in df.columns else None, hover_data=hover, color_discrete_sequence=PALETTE)
-    if color in ("label", "predicted"):
+    numbers = pd.to_numeric(df[color], errors="coerce") if color in df.columns else None
+    if numbers is not None and numbers.notna().all() and numbers.nunique() > 10:
+        df[color] = numbers  # a regression target, an error, a count: a continuous colour scale
+        kw["color_continuous_scale"] = "Viridis"
+    elif color in ("label", "predicted"):
         kw["color_discrete_map"] = class_colors(pd.concat([df["label"], df.get("predicted", df["label"])]))
     if coords.shape[1] == 3:
         df["z"] = coords[:, 2]
@@ -279,6 +345,8 @@ def cv_folds(summary: dict, metric: str = "roc_auc") -> go.Figure:
         fig.add_trace(go.Box(y=vals, name=model, boxpoints="all", jitter=0.3, pointpos=0,
                              marker=dict(color=PALETTE[i % len(PALETTE)]), line=dict(color=PALETTE[i % len(PALETTE)]),
                              boxmean="sd"))
-    fig.update_yaxes(title=f"{METRIC_LABELS.get(metric, metric)} per fold")
+    from plmcore.tasks import metric_words
+
+    fig.update_yaxes(title=f"{metric_words(metric)} per fold")
     fig.update_layout(showlegend=False)
-    return _layout(fig, f"Cross-validation: {METRIC_LABELS.get(metric, metric)} per fold")
+    return _layout(fig, f"Cross-validation: {metric_words(metric)} per fold")

@@ -253,6 +253,47 @@ def predict_table(loaded: LoadedRun, table: pd.DataFrame, *, scan: bool = False,
     return out
 
 
+def describe_run(loaded: LoadedRun) -> str:
+    """What a run predicts, in one line for people."""
+    if loaded.task == "regression":
+        return "Predicts a number per sequence (regression)."
+    if loaded.task == "multilabel":
+        return f"Predicts which of the labels {', '.join(loaded.classes)} apply to each sequence (multi-label)."
+    if loaded.task == "residue":
+        which = f"residues {loaded.lab.residues}" if loaded.lab.residues else "every residue"
+        return f"Predicts a class ({', '.join(loaded.classes)}) for {which} of whole proteins, in one pass each."
+    text = f"Classes {', '.join(loaded.classes)}"
+    if loaded.window_length:
+        text += (f"; trained on {loaded.window_length}-residue windows centred on "
+                 f"{', '.join(loaded.center_residues)}")
+    return text + "."
+
+
+def predicted_vs_true(loaded: LoadedRun, sequences: list[str], labels: list[str]) -> dict[str, list]:
+    """Per sequence, what the run predicts and how it compares with the label (for colouring plots).
+
+    classification: the class, and right/wrong; regression: the value and its absolute error;
+    multi-label: the labels called, and right/wrong (exact set); per-residue: the share of residues
+    called positive (binary) and nothing to compare.
+    """
+    out = loaded.predict(list(sequences))
+    if loaded.task == "regression":
+        values = np.asarray(out)
+        truth = pd.to_numeric(pd.Series(labels), errors="coerce").to_numpy()
+        return {"predicted": values.tolist(), "error": np.abs(values - truth).tolist()}
+    if loaded.task == "residue":
+        pos = loaded.positive_index
+        return {"predicted": [float((np.asarray(p)[:, pos] >= loaded.threshold).mean()) for p in out]}
+    frame = pd.DataFrame({f"prob_{c}": np.asarray(out)[:, j] for j, c in enumerate(loaded.classes)})
+    called = at_threshold(loaded, frame)["predicted"].tolist()
+    if loaded.task == "multilabel":
+        truth = [tasks.SEPARATOR.join(sorted(tasks.split_labels(v))) for v in labels]
+        called = [tasks.SEPARATOR.join(sorted(tasks.split_labels(v))) for v in called]
+    else:
+        truth = list(labels)
+    return {"predicted": called, "error": ["right" if p == t else "wrong" for p, t in zip(called, truth)]}
+
+
 def clean_input(table: pd.DataFrame) -> tuple[pd.DataFrame, list]:
     """Validate sequences to score (no labels needed); raise on errors, return warnings."""
     report = D.validate(table, require_labels=False, min_classes=1)

@@ -110,8 +110,23 @@ def stop_metric(config, task: str) -> str:
     return metric
 
 
+# the validation metrics shown while a run trains, per task
+LIVE_METRICS = {"classification": ("mcc", "roc_auc", "accuracy"), "residue": ("mcc", "roc_auc", "accuracy"),
+                "regression": ("spearman", "pearson", "rmse"), "multilabel": ("macro_roc_auc", "macro_f1", "micro_f1")}
+
+
 def lower_is_better(metric: str) -> bool:
     return metric.removeprefix("val_") in LOWER_IS_BETTER
+
+
+def plot_labels(labels: Sequence[str | None], sequences: Sequence[str]) -> list:
+    """Labels as a plot colours them: per-residue tracks become their number of labelled residues
+    other than the first (negative) class; other labels stay as they are."""
+    if detect(labels, sequences)[0] != "residue":
+        return list(labels)
+    symbols = sorted(set("".join(lab for lab in labels if lab)) - {NO_LABEL})
+    negative = symbols[0] if symbols else "0"
+    return [sum(c not in (NO_LABEL, negative) for c in (lab or "")) for lab in labels]
 
 
 def split_labels(label: str | None) -> list[str]:

@@ -55,7 +55,7 @@ def test_data_page_uploads_validates_and_splits(workspace, dephos):
     assert not errors(at)
     assert any("Saved dataset 'dephos': 201 sequences" in s.value for s in at.success)
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Sequences"] == "201" and metrics["Classes"] == "2"
+    assert metrics["Sequences"] == "201" and metrics["Task"] == "classification"
     assert metrics["Length (residues)"] == "33"
     titles = [c.proto.spec for c in at.get("plotly_chart")]
     assert len(titles) == 2 and "enrichment" in titles[1]  # class balance, enrichment heatmap
@@ -115,7 +115,7 @@ def test_train_page_starts_a_worker_and_shows_live_metrics(workspace, dephos):
     assert run.status()["state"] == "finished", run.log_tail()
     assert seen_chart
     labels = {m.label for m in at.metric}
-    assert {"Validation MCC", "Validation ROC-AUC", "Validation accuracy"} <= labels
+    assert {"Validation MCC", "Validation ROC-AUC", "Validation Accuracy"} <= labels
     # a second start while one is active is refused with the active run's name, and starts nothing
     at.number_input(key="train_epochs").set_value(300).run()
     at.button(key="train_start").click().run()
