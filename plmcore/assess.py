@@ -179,7 +179,7 @@ def _assess_task(run: RunDir, config, table: pd.DataFrame, lab: tasks.Labelling,
         summary.update(test_mcc=report["metrics"]["mcc"], test_roc_auc=report["metrics"].get("roc_auc"))
     report["model"] = config.model
     write_json(run.report_path, report)
-    key = tasks.DECISION[lab.task] if len(lab.classes) <= 2 else "mcc"
+    key = "mcc" if lab.task == "residue" and len(lab.classes) > 2 else tasks.DECISION[lab.task]
     summary.update(test_metric_name=key, test_metric=report["metrics"].get(key))
     _leakage(run, config, table, summary, stage)
     if not config.baselines:

@@ -98,7 +98,7 @@ def fold_splits(table: pd.DataFrame, config: TrainConfig, folds: int, grouped: b
         val_fraction = spec.val_fraction or 0.1
         if groups is not None:
             inner = split_grouped(rest, np.asarray(groups)[rest_idx], val_fraction=val_fraction, test_fraction=0.0,
-                                  seed=spec.split_seed + i)
+                                  seed=spec.split_seed + i, stratify=task == "classification")
         else:
             inner = S.split_table(rest, val_fraction=val_fraction, test_fraction=0.0, seed=spec.split_seed + i,
                                   stratify=task == "classification")

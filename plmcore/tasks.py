@@ -69,7 +69,12 @@ def detect(labels: Sequence[str | None], sequences: Sequence[str]) -> tuple[str,
     if not present:
         return "classification", "there are no labels"
     pairs = [(lab, seq) for lab, seq in zip(labels, sequences) if lab is not None]
-    if all(len(lab) == len(seq) > 1 for lab, seq in pairs):
+    # a track is as long as its sequence; class names that happen to be (pos, neg for 3-residue
+    # peptides) are short, repeat, and have no '.'
+    tracks = all(len(lab) == len(seq) > 1 for lab, seq in pairs) and (
+        any(NO_LABEL in lab for lab in present) or len(set(present)) > 20 or min(len(lab) for lab in present) >= 10
+    ) and not all(_number(lab) is not None for lab in present)
+    if tracks:
         symbols = sorted(set("".join(present)) - {NO_LABEL})
         if 1 <= len(symbols) <= 20:
             return "residue", (f"every label is a track as long as its sequence, with the residue classes "
