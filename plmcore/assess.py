@@ -284,7 +284,7 @@ def best_baseline(base: dict) -> tuple[str | None, str]:
         name = next(iter(entries))
         return name, "no validation split: the first baseline"
     name = max(entries, key=lambda n: score(entries[n]))
-    return name, f"highest validation {key}"
+    return name, f"highest validation {tasks.metric_words(key)}"
 
 
 def leaderboard_entries(run: RunDir) -> dict[str, dict]:

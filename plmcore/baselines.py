@@ -463,6 +463,7 @@ def verdict(comparison: dict, n: int, name_a: str, name_b: str) -> str:
     metric = comparison["decision_metric"]
     entry = comparison["metrics"][metric]
     label = metric_words(metric)
+    n = f"{n} {comparison['unit']}" if comparison.get("unit") else n
     lo, hi = entry["ci95"]
     a, b, diff = entry["a"], entry["b"], entry["difference"]
     if any(v is None for v in (a, b, diff, lo, hi)):
@@ -798,7 +799,8 @@ def compare_task(lab, y, model_pred, baselines: dict, *, name: str = "fine-tuned
                           "p_a_better": _num(np.mean(valid < 0 if m in ("rmse", "mae") else valid > 0))
                           if valid.size else None}
         comparison = {"n": int(len(np.unique(units)) if units is not None else len(y)), "n_boot": n_boot,
-                      "seed": seed, "task": lab.task, "decision_metric": compared[0], "metrics": metrics}
+                      "seed": seed, "task": lab.task, "decision_metric": compared[0], "metrics": metrics,
+                      "unit": "proteins" if units is not None else None}
         comparison["verdict"] = verdict(comparison, comparison["n"], name, baseline)
         out[baseline] = comparison
     return out

@@ -312,7 +312,7 @@ def format_report(report: dict, title: str | None = None) -> str:
         ci = f"[{lo:.3f}, {hi:.3f}]" if not np.isnan(lo) else ""
         lines.append(f"{METRIC_LABELS[name]:<13}{value:>8.3f}   {ci}")
     cm = report["confusion_matrix"]
-    width = max(len(c) for c in report["classes"]) + 2
+    width = max(max(len(c) for c in report["classes"]), len(str(max(max(r) for r in cm)))) + 2
     lines.append("confusion matrix (rows: true, columns: predicted)")
     lines.append(" " * width + "".join(f"{c:>{width}}" for c in report["classes"]))
     for c, row in zip(report["classes"], cm):

@@ -37,7 +37,7 @@ def test_run_writes_baselines_comparison_and_verdict(dephos_run):
         assert set(entry["test"]["ci95"]) >= {"roc_auc", "mcc"}
     comparison = json.loads((dephos_run.path / "comparison.json").read_text())
     assert comparison["best_baseline"] in base["baselines"]
-    assert comparison["best_chosen_by"] == "highest validation roc_auc"
+    assert comparison["best_chosen_by"] == "highest validation ROC-AUC"
     verdict = comparison["verdict"]
     assert "(n=50)" in verdict and "95% CI" in verdict
     diff = comparison["comparisons"][comparison["best_baseline"]]["metrics"]["roc_auc"]
