@@ -23,12 +23,25 @@ def read_input():
     return None if up is None else ui.read_upload(up, label_source="none")
 
 
-def page() -> None:
+def choose_model():
+    """A finished run of this workspace, or an exported model (a folder or a Hub id of one)."""
+    how = st.radio("Model", ["A run of this workspace", "An exported model (folder or Hub id)"], horizontal=True,
+                   key="pred_source")
+    if how.startswith("An exported"):
+        source = st.text_input("Model folder or Hugging Face Hub id", key="pred_model_id",
+                               placeholder="e.g. mylab/dephos-esm2-lora, or a folder written by plmcore export").strip()
+        return ui.loaded_model(source) if source else None
     run = ui.pick_run("Trained run", "pred_run", finished_only=True)
     if run is None:
         st.info("No finished run yet: train one on the Train page.")
+        return None
+    return ui.loaded_run(run)
+
+
+def page() -> None:
+    loaded = choose_model()
+    if loaded is None:
         return
-    loaded = ui.loaded_run(run)
     st.caption(ui.md(describe_run(loaded)))
     table = read_input()
     c1, c2 = st.columns(2)
@@ -58,9 +71,9 @@ def page() -> None:
         for bar in bars:
             bar.done()
         results["lengths"] = dict(zip(table["id"], table["sequence"].str.len()))
-        st.session_state["pred_results"] = (run.name, results)
+        st.session_state["pred_results"] = (loaded.name, results)
     stored = st.session_state.get("pred_results")
-    if not stored or stored[0] != run.name:
+    if not stored or stored[0] != loaded.name:
         return
     show(stored[1], loaded, threshold)
 

@@ -4,12 +4,13 @@ import pandas as pd
 import streamlit as st
 
 from plmcore import figures as F
-from plmcore import ui
+from plmcore import hub, ui
 from plmcore.archive import export_zip, import_zip
 from plmcore.assess import split_leaderboard
 from plmcore.baselines import leaderboard
 from plmcore.cv import CVDir
 from plmcore.provenance import describe
+from plmcore.report import run_report
 from plmcore.runs import RunDir, delete_run, list_runs, rerun_command
 from plmcore.tasks import metric_words
 
@@ -120,9 +121,25 @@ def one_run(run: RunDir) -> None:
             st.caption("Status")
             st.json(status, expanded=False)
     with tabs[4]:
-        st.download_button("Download this run (.zip)", data=export_zip(run), file_name=f"{run.name}.zip",
-                           mime="application/zip", key="runs_download",
-                           help="config, split, adapter, head, metrics, reports and predictions")
+        finished = status.get("state") == "finished"
+        c = st.columns(3)
+        c[0].download_button("Report for collaborators (.html)", data=lambda: run_report(run).encode(),
+                             file_name=f"{run.name}-report.html", mime="text/html", key="runs_report",
+                             disabled=not finished, icon=":material/description:",
+                             help="one file that opens offline in any browser: the question, the metrics with "
+                                  "intervals and the verdict, the evidence and how the run was made")
+        c[1].download_button("Model for the Hugging Face Hub (.zip)", data=lambda: hub.export_zip(run),
+                             file_name=f"{run.name}-model.zip", mime="application/zip", key="runs_hub",
+                             disabled=not finished, icon=":material/deployed_code:",
+                             help="PEFT adapter, head, plmcore.json and a model card; unzip and publish with "
+                                  "`hf upload USER/NAME FOLDER`")
+        c[2].download_button("Run archive for this app (.zip)", data=lambda: export_zip(run),
+                             file_name=f"{run.name}.zip", mime="application/zip", key="runs_download",
+                             icon=":material/archive:",
+                             help="config, split, adapter, head, metrics, reports and predictions; another copy "
+                                  "of this app imports it")
+        st.caption("Command line: " + ui.md(f"python -m plmcore report {run.path} -o report.html") + " · "
+                   + ui.md(f"python -m plmcore export {run.path} --format hub -o model_folder"))
         delete_control(run)
 
 

@@ -147,14 +147,23 @@ def save_weights(model: SequenceClassifier, folder: Path, meta: dict) -> None:
     save_file(state, folder / "head.safetensors", metadata={"plmcore": json.dumps(meta)})
 
 
-def load_weights(model: SequenceClassifier, folder: Path) -> None:
-    """Load adapter and head weights saved by `save_weights` into an identically built model."""
+def load_weights(model: SequenceClassifier, folder: Path, adapter_dir: Path | None = None) -> None:
+    """Load adapter and head weights saved by `save_weights` into an identically built model.
+
+    `adapter_dir`: where the PEFT adapter is, when not in folder/adapter (a Hub model folder
+    keeps it at its root, as peft's own `from_pretrained` expects).
+    """
     from peft import set_peft_model_state_dict
     from peft.utils import load_peft_weights
     from safetensors.torch import load_file
 
     device = next(model.parameters()).device
-    adapter = load_peft_weights(str(folder / "adapter"), device=str(device))
+    adapter_dir = adapter_dir or folder / "adapter"
+    if not (adapter_dir / "adapter_model.safetensors").exists():
+        from plmcore.errors import RunError
+
+        raise RunError(f"{adapter_dir} holds no adapter_model.safetensors; adapters are only read from safetensors")
+    adapter = load_peft_weights(str(adapter_dir), device=str(device))
     result = set_peft_model_state_dict(model.backbone, adapter)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:

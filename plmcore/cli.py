@@ -406,7 +406,8 @@ def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="score windows or scan whole proteins with a trained run", epilog=EPILOG,
                        description="Sequences as long as the training windows are scored directly; longer "
                                    "proteins are scanned at every candidate residue.")
-    p.add_argument("run", help="run directory")
+    p.add_argument("run", help="run directory, a model folder exported with `export --format hub`, or the Hub id "
+                               "of one")
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--input", help="FASTA/CSV/TSV of sequences or whole proteins")
     src.add_argument("--sequence", action="append", help="a sequence (repeatable)")
@@ -424,7 +425,7 @@ def cmd_predict(args) -> int:
     import pandas as pd
 
     from plmcore import data as D
-    from plmcore.predict import clean_input, load_run, predict_table
+    from plmcore.predict import clean_input, load_model, predict_table
 
     if args.input:
         table = D.read_table(args.input, label_source="none")
@@ -433,7 +434,7 @@ def cmd_predict(args) -> int:
     table, warnings = clean_input(table)
     for w in warnings:
         print(f"warning: {w.message}", file=sys.stderr)
-    loaded = load_run(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
+    loaded = load_model(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
     frames = list(predict_table(loaded, table, scan=args.scan, residues=args.residues, window=args.window,
                                 threshold=args.threshold, progress=_bar).items())
     with pd.option_context("display.max_rows", 200, "display.width", 160, "display.max_colwidth", 40):
@@ -502,11 +503,58 @@ def cmd_models(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="a run as a Hugging Face Hub model folder (or as this app's run archive)",
+                       epilog=EPILOG, description="`--format hub` writes the PEFT adapter, the head, plmcore.json and a "
+                       "model card (README.md): publish it with `hf upload USER/NAME DIR`. `--format zip` writes the "
+                       "run archive that the Runs page imports.")
+    p.add_argument("run", help="run directory")
+    p.add_argument("--format", choices=["hub", "zip"], default="hub")
+    p.add_argument("-o", "--output", required=True, help="the folder (hub) or .zip file (zip) to write")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from plmcore.runs import RunDir
+
+    run = RunDir(args.run).require()
+    if args.format == "hub":
+        from plmcore.hub import export
+
+        out = export(run, args.output)
+        print(f"wrote the model folder {out}; publish it with: hf upload <user>/<name> {out}")
+    else:
+        from plmcore.archive import export_zip
+
+        Path(args.output).write_bytes(export_zip(run))
+        print(f"wrote the run archive {args.output}")
+    return 0
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="a one-file HTML report of a run (or of several runs on one split)",
+                       epilog=EPILOG, description="A self-contained HTML file that opens offline in any browser: the "
+                       "question, the answer with 95% intervals and the verdict, the evidence (baselines, leakage, "
+                       "curves, calibration, training curves, embeddings) and how the run was made.")
+    p.add_argument("runs", nargs="+", help="run directory (or several, to compare runs on one split), or a "
+                                           "cross-validation directory")
+    p.add_argument("-o", "--output", required=True, help="the .html file to write")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from plmcore.report import write_report
+
+    out = write_report([Path(r) for r in args.runs], Path(args.output))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m plmcore", description=__doc__, epilog=EPILOG)
     sub = parser.add_subparsers(dest="command", required=True)
     for add in (_add_train, _add_evaluate, _add_embed, _add_predict, _add_runs, _add_models, _add_recipe,
-                _add_leakage):
+                _add_leakage, _add_export, _add_report):
         add(sub)
     _add_train(sub, "cv")
     return parser

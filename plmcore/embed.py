@@ -67,10 +67,8 @@ class Embedder:
             out = model.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
             return pool_fn(out.last_hidden_state, batch, how)
 
-        head = loaded.run.best_dir / "head.safetensors"
-        stamp = f"{head.stat().st_mtime_ns}" if head.exists() else "none"
         return cls(forward, loaded.backbone.encoder, loaded.device,
-                   f"run:{loaded.run.path.resolve()}:{stamp}:{how}", loaded.backbone.hidden_size,
+                   f"run:{loaded.weights_stamp}:{how}", loaded.backbone.hidden_size,
                    loaded.backbone.max_residues)
 
     def batches(self, sequences: list[str], max_tokens: int):

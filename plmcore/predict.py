@@ -23,9 +23,9 @@ Progress = Callable[[int, int], None] | None
 
 @dataclass
 class LoadedRun:
-    """A fine-tuned model rebuilt from its run directory alone."""
+    """A fine-tuned model rebuilt from its run directory alone, or from a Hub model folder."""
 
-    run: RunDir
+    run: RunDir | None  # None for a Hub model folder (plmcore.hub)
     config: TrainConfig
     lab: tasks.Labelling
     decision: dict
@@ -33,7 +33,14 @@ class LoadedRun:
     model: SequenceClassifier
     device: torch.device
 
+    source: Path | None = None  # the run directory or model folder it was loaded from
+    weights_stamp: str = ""  # changes when the weights change (caches key on it)
+
     task = property(lambda self: self.lab.task)
+
+    @property
+    def name(self) -> str:
+        return self.run.name if self.run is not None else Path(self.source or "model").name
     classes = property(lambda self: self.lab.classes)
     positive = property(lambda self: self.lab.positive)
     positive_index = property(lambda self: self.lab.positive_index)
@@ -89,9 +96,34 @@ class LoadedRun:
     def predict_proba(self, sequences: list[str], progress: Progress = None) -> np.ndarray:
         """Class probabilities (n, k) of a classification run, in input order."""
         if self.task != "classification":
-            raise ConfigError(f"run {self.run.name} is a {self.task} run; it gives no class probabilities per "
+            raise ConfigError(f"run {self.name} is a {self.task} run; it gives no class probabilities per "
                               "sequence")
         return self.predict(sequences, progress)
+
+
+def load_model(source: Path | str | RunDir, *, device: str = "auto", trust_remote_code: bool = False) -> LoadedRun:
+    """A trained model from a run directory, a Hub model folder (plmcore.hub) or a Hub id of one."""
+    from plmcore import hub
+
+    if isinstance(source, RunDir) or RunDir(source).exists():
+        return load_run(source, device=device, trust_remote_code=trust_remote_code)
+    return hub.load(source, device=device, trust_remote_code=trust_remote_code)
+
+
+def build_loaded(config: TrainConfig, lab: tasks.Labelling, decision: dict, weights: Path, *,
+                 adapter_dir: Path | None = None, device: str = "auto", trust_remote_code: bool = False,
+                 run: RunDir | None = None, source: Path | None = None) -> LoadedRun:
+    """Backbone + LoRA + head as `config` and `lab` describe, with the weights in `weights` (eval mode)."""
+    set_cpu_threads(config.threads)
+    backbone = load_backbone(config.model, trust_remote_code=trust_remote_code, family=config.family)
+    model = build_classifier(backbone, lab.n_outputs, config, per_token=lab.task == "residue")
+    dev = pick_device(device if device != "auto" else config.device)
+    model.to(dev)
+    load_weights(model, weights, adapter_dir)
+    model.eval()
+    head = weights / "head.safetensors"
+    return LoadedRun(run, config, lab, decision, backbone, model, dev, source=source or weights,
+                     weights_stamp=f"{head.resolve()}:{head.stat().st_mtime_ns}")
 
 
 def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: str = "auto",
@@ -113,14 +145,8 @@ def load_run(run_dir: Path | str | RunDir, *, checkpoint: str = "best", device: 
             f"run {run.name} has no saved model yet (no best/ or checkpoint/). It is "
             f"{run.status().get('state')}; wait for it to finish an epoch, or resume it."
         )
-    set_cpu_threads(config.threads)
-    backbone = load_backbone(config.model, trust_remote_code=trust_remote_code, family=config.family)
-    model = build_classifier(backbone, lab.n_outputs, config, per_token=lab.task == "residue")
-    dev = pick_device(device if device != "auto" else config.device)
-    model.to(dev)
-    load_weights(model, folder)
-    model.eval()
-    return LoadedRun(run, config, lab, run.decision(), backbone, model, dev)
+    return build_loaded(config, lab, run.decision(), folder, device=device, trust_remote_code=trust_remote_code,
+                        run=run, source=run.path)
 
 
 def score_windows(loaded: LoadedRun, ids: list[str], sequences: list[str], progress: Progress = None,
@@ -208,7 +234,7 @@ def scan_proteins(
     window = window or loaded.window_length
     if not window:
         raise ConfigError(
-            f"run {loaded.run.name} was not trained on aligned site windows, so there is no window length "
+            f"run {loaded.name} was not trained on aligned site windows, so there is no window length "
             "to scan with; give one (CLI: --window 33) or score whole sequences instead"
         )
     residues = residues or loaded.center_residues

@@ -358,6 +358,23 @@ def loaded_run(run: RunDir):
 
 
 @st.cache_resource(show_spinner="Loading the model…", max_entries=2)
+def _cached_model(source: str, trust: bool):
+    from plmcore.predict import load_model
+
+    return load_model(source, trust_remote_code=trust)
+
+
+def loaded_model(source: str):
+    """An exported model (a folder, or a Hub id of one), loaded once per server. Its base model must
+    be one this app may load, like any other."""
+    from plmcore import hub
+
+    check_model_source(source)
+    check_model_source(hub.read_info(hub.fetch(source))["config"].model)
+    return _cached_model(source, trust_remote_code())
+
+
+@st.cache_resource(show_spinner="Loading the model…", max_entries=2)
 def _cached_embedder(source: str, pooling: str, trust: bool):
     from plmcore.embed import load_embedder
 

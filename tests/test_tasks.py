@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -284,3 +285,65 @@ def test_predict_page_gives_values_labels_and_a_residue_track(app_with):
         assert any(column in f.columns for f in frames), (name, [list(f.columns) for f in frames])
         if name == "residue":
             assert at.get("plotly_chart")  # the probability along the protein
+
+
+# --------------------------------------------------------------------------- reports and Hub folders (issue 14)
+
+
+def test_the_report_is_one_offline_file_with_every_section(runs, tmp_path):
+    from plotly.offline import get_plotlyjs
+
+    from plmcore.report import write_report
+
+    PLOTLY_JS = get_plotlyjs()
+    for name in ("regression", "multilabel", "residue"):
+        out = write_report([runs[name].path], tmp_path / f"{name}.html")
+        text = out.read_text()
+        assert text.count(PLOTLY_JS) == 1 and text.count("Plotly.newPlot") >= 3  # plotly.js once, then figures
+        ours = text.replace(PLOTLY_JS, "")  # the page and its figures, without the library
+        assert "<script src" not in ours and not re.search(r"""(src|href)=["']https?:""", ours)  # nothing fetched
+        for section in ("1. The question", "2. The answer", "3. The evidence", "4. How it was made",
+                        "Random weights", "Re-run it exactly", "Leakage", "Verdict"):
+            assert section in text, (name, section)
+        assert out.stat().st_size < 6e6
+
+
+def test_a_comparison_and_a_cross_validation_report(runs, tmp_path):
+    from plmcore.report import write_report
+
+    text = write_report([runs["residue"].path, runs["tracks"].path], tmp_path / "cmp.html").read_text()
+    assert "Runs compared" in text and "residue" in text and "tracks" in text
+    assert main(["cv", "--train", str(TASKS / "multilabel.fasta"), "--model", "random:tiny-esm", "--epochs", "1",
+                 "--folds", "2", "--no-baselines", "--run-dir", str(tmp_path / "cv")]) == 0
+    text = write_report([tmp_path / "cv"], tmp_path / "cv.html").read_text()
+    assert "Mean ± standard deviation over 2 of 2 folds" in text and "per fold" in text
+
+
+@pytest.mark.parametrize("name", ["regression", "multilabel", "residue"])
+def test_a_hub_folder_loads_back_with_identical_predictions(runs, tmp_path, name):
+    from huggingface_hub import ModelCard
+
+    from plmcore.predict import load_model
+
+    folder = tmp_path / "model"
+    assert main(["export", str(runs[name].path), "--format", "hub", "-o", str(folder)]) == 0
+    assert {p.name for p in folder.iterdir()} == {"adapter_config.json", "adapter_model.safetensors",
+                                                  "head.safetensors", "plmcore.json", "README.md"}
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "peft" and "lora" in card.data.tags
+    assert "## Limitations" in card.text and "## How to load it" in card.text
+    seqs = ["MKLSPAAGTAYRRSLLKTPEEKDELACDEFGHIKLMNPQ", "AILMFVWAILMFVWAILMFVWAILMFVWAILMFVWAILMF"]
+    a, b = load_model(runs[name].path).predict(seqs), load_model(folder).predict(seqs)
+    if name == "residue":
+        assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    else:
+        assert np.array_equal(a, b)
+
+
+def test_a_hub_id_that_cannot_be_reached_says_how_to_fix(monkeypatch):
+    from plmcore.errors import ModelLoadError
+    from plmcore.predict import load_model
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="offline mode is on"):
+        load_model("somelab/no-such-plmcore-model")
