@@ -173,7 +173,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.get_by_role("link", name="Predict").click()
     window = fasta.read_text().splitlines()[1]
     page.get_by_label("FASTA (or one sequence per line)").fill(f">my_window\n{window}\n>my_protein\n{window * 3}")
-    page.get_by_role("button", name="Score").click()
+    page.get_by_role("button", name="Score", exact=True).click()
     page.get_by_text("Windows (1)").wait_for()
     page.get_by_text("Scanned proteins: 1 proteins").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
