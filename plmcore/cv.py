@@ -156,8 +156,7 @@ def fold_strata(table: pd.DataFrame, task: str) -> np.ndarray | None:
     if task == "classification":
         return None  # cv_folds stratifies by label
     if task == "regression":
-        values = pd.to_numeric(table["label"], errors="coerce").to_numpy()
-        return np.searchsorted(np.nanquantile(values, [0.2, 0.4, 0.6, 0.8]), values)
+        return S.target_quintiles(table["label"])
     return np.zeros(len(table), dtype=np.int64)
 
 

@@ -111,7 +111,7 @@ def split_table(
     if stratify and "label" in out.columns:
         labels = [clean_label(v) for v in out["label"]]
         if all(lab is not None for lab in labels):
-            y = np.array(labels, dtype=object)
+            y = label_strata(labels, out["sequence"].tolist() if "sequence" in out.columns else [""] * n)
         elif any(lab is not None for lab in labels):
             warnings.warn(
                 "Some records have no label, so the split is not stratified by label.",
@@ -598,6 +598,25 @@ def _group_keys(groups: Sequence[Any], n: int) -> np.ndarray:
 
 def _renumber_strata(strata: Sequence[int]) -> np.ndarray:
     return pd.factorize(pd.Series(list(strata)))[0].astype(np.int64)
+
+
+def target_quintiles(values: Sequence) -> np.ndarray:
+    """Which fifth of the targets each value falls in (0-4): the strata of a regression target."""
+    values = pd.to_numeric(pd.Series(list(values)), errors="coerce").to_numpy(dtype=float)
+    return np.searchsorted(np.nanquantile(values, [0.2, 0.4, 0.6, 0.8]), values).astype(np.int64)
+
+
+def label_strata(labels: Sequence[str], sequences: Sequence[str]) -> np.ndarray | None:
+    """What a split is stratified by: the class; a regression target's quintile; nothing for
+    multi-label sets and per-residue tracks, which have no one class per record."""
+    from plmcore.tasks import detect
+
+    task, _ = detect(list(labels), list(sequences))
+    if task == "regression":
+        return target_quintiles(labels)
+    if task in ("multilabel", "residue"):
+        return None
+    return np.array(labels, dtype=object)
 
 
 def _stratify_codes(table: pd.DataFrame) -> np.ndarray | None:

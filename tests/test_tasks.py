@@ -347,3 +347,62 @@ def test_a_hub_id_that_cannot_be_reached_says_how_to_fix(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ModelLoadError, match="offline mode is on"):
         load_model("somelab/no-such-plmcore-model")
+
+
+# --------------------------------------------------------------------------- trained from the app
+
+
+@pytest.mark.parametrize("name, path, label_column, live", [
+    ("regression", "regression.csv", "melting_temp", "Validation Spearman"),
+    ("multilabel", "multilabel.fasta", None, "Validation macro ROC-AUC"),
+    ("residue", "residues_tracks.csv", "labels", "Validation ROC-AUC"),
+])
+def test_each_task_trains_from_the_train_page(name, path, label_column, live, tmp_path, monkeypatch):
+    """A saved dataset of each task type: the Train page detects the task, trains it in a worker, and the
+    run has a test report with intervals, baselines and a verdict."""
+    import time
+
+    from plmcore.datasets import DatasetStore
+    from plmcore.runs import list_runs
+
+    monkeypatch.setenv("PLMCORE_WORKSPACE", str(tmp_path / "ws"))
+    kwargs = {"label_source": "column", "label_column": label_column} if label_column else {}
+    DatasetStore().save(name, D.validate(D.read_table(TASKS / path, **kwargs)).table)
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.run()
+    at.switch_page("pages/train.py").run()
+    assert not at.exception, at.exception
+    at.selectbox(key="train_dataset").set_value(name).run()
+    tiny = next(o for o in at.selectbox(key="train_model").options if o.startswith("Tiny ESM"))
+    at.selectbox(key="train_model").set_value(tiny).run()
+    at.number_input(key="train_epochs").set_value(4).run()
+    shown = " ".join(plain(c.value) for c in at.caption)
+    assert f"Task: {name if name != 'residue' else 'residue'}" in shown.replace("*", ""), shown
+    at.button(key="train_start").click().run()
+    assert not at.error, [e.value for e in at.error]
+    run = list_runs()[0]
+    deadline = time.time() + 240
+    while time.time() < deadline and run.status().get("state") not in ("finished", "failed", "cancelled"):
+        time.sleep(1)
+    at.run()
+    assert run.status()["state"] == "finished", run.log_tail()
+    assert run.labels()["task"] == name
+    assert any(m.label.startswith(live) for m in at.metric), [m.label for m in at.metric]
+    report = run.report()
+    metric = run.status()["test_metric_name"]
+    assert metric in report["ci95"] and "test set" in run.comparison()["verdict"]
+
+
+def test_a_regression_split_is_stratified_by_target_quintile_without_warnings(recwarn):
+    from plmcore.splits import split_table
+
+    rng = np.random.default_rng(0)
+    values = rng.normal(40, 8, 200)
+    table = pd.DataFrame({"id": [f"p{i}" for i in range(200)], "sequence": ["MKT"] * 200,
+                          "label": [f"{v:.2f}" for v in values]})
+    split = split_table(table, val_fraction=0.2, test_fraction=0.2, seed=1)
+    assert not [w for w in recwarn if "stratified" in str(w.message)]
+    quintile = pd.Series(np.searchsorted(np.quantile(values, [0.2, 0.4, 0.6, 0.8]), values))
+    for part in ("val", "test"):
+        counts = quintile[split["split"] == part].value_counts()
+        assert len(counts) == 5 and counts.max() - counts.min() <= 1, (part, counts.to_dict())
