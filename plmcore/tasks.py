@@ -451,12 +451,18 @@ def label_thresholds(Y_val, P_val, objective: str) -> list[float]:
 
 
 def val_scores(lab: Labelling, y, out, loss: float) -> dict:
-    """The validation metrics logged at each evaluation (and used for early stopping)."""
+    """The validation metrics logged at each evaluation (and used for early stopping).
+
+    ``y`` are the training targets (standardised for a regression that standardises them) and
+    ``out`` the outputs in the target's own units, so regression targets are put back in those
+    units first: RMSE, MAE and R² are in the units the test report uses.
+    """
     from plmcore.metrics import compute_metrics
 
     scores = {"val_loss": loss}
     if lab.task == "regression":
-        scores.update({f"val_{k}": v for k, v in regression_metrics(y, out).items()})
+        truth = to_output(lab, np.asarray(y, dtype=float))
+        scores.update({f"val_{k}": v for k, v in regression_metrics(truth, out).items()})
     elif lab.task == "multilabel":
         scores.update({f"val_{k}": v for k, v in multilabel_metrics(y, out, [0.5] * len(lab.classes)).items()
                        if ":" not in k})

@@ -177,6 +177,13 @@ def test_regression_predictions_are_in_the_targets_units(runs):
     assert out["predicted"][0] > out["predicted"][1]  # hydrophobic proteins melt higher in this set
     points = run.report()["points"]
     assert len(points["true"]) == run.report()["n"]
+    # the validation metrics logged during training are in the same units as the test report
+    import json
+
+    last = [json.loads(line) for line in (run.path / "metrics.jsonl").read_text().splitlines()
+            if '"val_rmse"' in line][-1]
+    spread = np.std(pd.to_numeric(pd.read_csv(run.path / "split.csv", dtype=str)["label"]))
+    assert 0 < last["val_rmse"] < 2 * spread and last["val_r2"] > -1, last
 
 
 def test_multilabel_calls_each_label_at_its_own_threshold(runs):
