@@ -239,8 +239,8 @@ def run_baselines(
 ) -> dict:
     """Fit and score the baselines on a split table (id, sequence, label, split); JSON-ready.
 
-    Runs "composition + LR", "one-hot + LR" (equal-length windows only) and, with
-    ``embed_fn`` (sequences -> (n, d) frozen embeddings), "frozen embeddings + LR" with
+    Runs "composition + logistic regression", "one-hot + logistic regression" (equal-length windows only) and, with
+    ``embed_fn`` (sequences -> (n, d) frozen embeddings), "frozen embeddings + logistic regression" with
     standardised features. Each entry holds the chosen C and how it was chosen, validation
     metrics, test probabilities per id (class order = data.classes_of) and the test
     evaluation report with 95% bootstrap intervals (threshold 0.5).
@@ -283,18 +283,18 @@ def run_baselines(
     pos_idx = classes.index(positive) if positive is not None else 1
 
     features: list[tuple[str, Callable[[], np.ndarray], bool]] = [
-        ("composition + LR", lambda: composition_features(sequences), False),
+        ("composition + logistic regression", lambda: composition_features(sequences), False),
     ]
     skipped: dict[str, str] = {}
     lengths = {len(s) for s in sequences}
     if len(lengths) == 1:
-        features.append(("one-hot + LR", lambda: onehot_features(sequences), False))
+        features.append(("one-hot + logistic regression", lambda: onehot_features(sequences), False))
     else:
-        skipped["one-hot + LR"] = (
+        skipped["one-hot + logistic regression"] = (
             f"sequences have lengths {min(lengths)}-{max(lengths)}; one-hot features need aligned windows of one length"
         )
     if embed_fn is not None:
-        features.append(("frozen embeddings + LR", lambda: _embeddings(embed_fn, sequences), True))
+        features.append(("frozen embeddings + logistic regression", lambda: _embeddings(embed_fn, sequences), True))
 
     results: dict[str, dict] = {}
     tr, va, te = parts["train"], parts["val"], parts["test"]
@@ -621,7 +621,7 @@ def run_task_baselines(table: pd.DataFrame, lab, *, embed_fn=None, n_boot: int =
     ids = [str(v) for v in table["id"]]
     tr, va, te = parts["train"], parts["val"], parts["test"]
     y = tasks.targets(lab, table["label"].tolist(), sequences)
-    what = "ridge" if lab.task == "regression" else "LR per label"
+    what = "ridge regression" if lab.task == "regression" else "logistic regression per label"
     features, skipped = _sequence_features(sequences, embed_fn, what)
     results = {}
     for name, make, scale in features:
@@ -727,7 +727,7 @@ def _residue_baselines(table, lab, parts, *, n_boot: int, seed: int) -> dict:
     Xtr, ytr, _, _ = _residue_rows(table, lab, parts["train"])
     Xva, yva, _, _ = _residue_rows(table, lab, parts["val"]) if len(parts["val"]) else (None, None, None, None)
     Xte, yte, units, positions = _residue_rows(table, lab, parts["test"])
-    name = f"one-hot ±{RESIDUE_WINDOW} residues + LR"
+    name = f"one-hot ±{RESIDUE_WINDOW} residues + logistic regression"
     metric = "roc_auc" if len(lab.classes) == 2 else "mcc"
     model, C, selection = fit_logistic(Xtr, ytr, Xva, yva, metric=metric, seed=seed)
     P = _proba(model, Xte, len(lab.classes))

@@ -99,6 +99,7 @@ def leakage_report(
         "overlapping_windows": overlaps,
         "duplicates": duplicates,
         "identity": identity,
+        "aligned": aligned,
     }
     report["warnings"] = _warnings(report, aligned)
     report["leaks"] = bool(
@@ -488,3 +489,26 @@ def format_leakage(report: dict) -> str:
     else:
         lines.append("No leakage found.")
     return "\n".join(lines)
+
+
+def headline(report: dict | None) -> str | None:
+    """The leakage report's worst finding in a few words, for a badge beside a test metric
+    (e.g. '⚠ 60% of test windows from training proteins'); None when nothing leaks or there is no report."""
+    if not report or not report.get("leaks"):
+        return None
+    n = report.get("n_test") or 0
+    noun = {True: "windows", False: "sequences"}.get(report.get("aligned"), "items")
+    proteins = report.get("protein_overlap") or {}
+    overlaps = report.get("overlapping_windows") or {}
+    duplicates = report.get("duplicates") or {}
+    identity = report.get("identity") or {}
+    if duplicates.get("n_test_items"):
+        return f"⚠ {duplicates['n_test_items']} test {noun} also in training"
+    if proteins.get("n_test_items"):
+        return f"⚠ {_pct(proteins['n_test_items'], n)} of test {noun} from training proteins"
+    if overlaps.get("n_test_items"):
+        return f"⚠ {_pct(overlaps['n_test_items'], n)} of test {noun} overlap training {noun}"
+    if identity.get("n_at_or_above_threshold"):
+        return (f"⚠ {_pct(identity['n_at_or_above_threshold'], n)} of test {noun} ≥ "
+                f"{identity.get('threshold', 0):.0%} identical to training")
+    return "⚠ test set shares sequence with training"

@@ -81,8 +81,12 @@ def folder_hash(folder: Path) -> str:
     return known[digest]
 
 
-def model_record(source: str, model=None) -> dict:
-    """Where the backbone came from: a preset's random weights, a local folder (content hash), or the hub (commit)."""
+def model_record(source: str, model=None, random_weights: bool = False) -> dict:
+    """Where the backbone came from: a preset's random weights, a local folder (content hash), or the hub (commit).
+
+    Args:
+        random_weights: the loader found the weights random (plmcore.models.Backbone.random_weights).
+    """
     from plmcore.models import RANDOM_PREFIX, is_random
 
     if is_random(source):
@@ -90,7 +94,8 @@ def model_record(source: str, model=None) -> dict:
                 "note": "the preset's architecture with seeded random weights: nothing learned"}
     folder = Path(source).expanduser()
     if folder.is_dir():
-        return {"source": source, "kind": "local folder", "sha256": folder_hash(folder)}
+        record = {"source": source, "kind": "local folder", "sha256": folder_hash(folder)}
+        return record | ({"random_weights": True} if random_weights or random_weights_source(source) else {})
     revision = getattr(getattr(model, "config", None), "_commit_hash", None) or _cached_revision(source)
     return {"source": source, "kind": "hub", "revision": revision}
 
@@ -167,3 +172,68 @@ def start_record(config, split: pd.DataFrame, *, created_by: str, files: list[di
         "argv": shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]) if created_by == "cli" else None,
         "host": {"cpus": os.cpu_count()},
     }
+
+
+# --------------------------------------------------------------------------- random weights
+
+RANDOM_WEIGHTS_MARK = "⚠ Random weights — not a result"
+RANDOM_WEIGHTS_WHY = ("This model was not loaded from pretrained weights: its backbone has random weights (built to "
+                      "try the tool and measure its speed). Its metrics, verdicts, projections and predicted sites "
+                      "say nothing about how a real protein language model does; do not use them as results.")
+_WEIGHT_FILES = ("*.safetensors", "*.bin", "*.pt", "*.pth", "*.h5", "*.msgpack", "*.ckpt")
+
+
+def random_weights_source(source: str) -> bool:
+    """Whether a model source has random weights: `random:<preset>`, a folder saved from one (its config
+    says so), a folder with no weight files, or an exported plmcore model whose base model is one of those."""
+    from plmcore.models import is_random
+
+    if is_random(source):
+        return True
+    folder = Path(source).expanduser()
+    if not folder.is_dir():
+        return False  # a hub id: pretrained weights
+    info = folder / "plmcore.json"
+    if info.is_file():  # a model exported by plmcore (plmcore.hub): judge its base model
+        try:
+            base = json.loads(info.read_text())["config"]["model"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+        return random_weights_source(str(base))
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        config = {}
+    if isinstance(config, dict) and config.get("plmcore_random_weights"):
+        return True
+    return not any(next(folder.glob(pattern), None) for pattern in _WEIGHT_FILES)
+
+
+def random_weights(what) -> bool:
+    """Whether the numbers of a run (RunDir), a run's TrainConfig or a model source (str) come from a model
+    with random weights: the one decision behind every random-weight badge, label and banner.
+
+    A run counts as random when its recorded provenance says so (what the loader found when it trained)
+    or its model source does (plmcore.provenance.random_weights_source). A damaged run counts as not random
+    here; it shows its damage instead.
+    """
+    from plmcore.errors import PlmcoreError
+
+    if isinstance(what, (str, Path)):
+        return random_weights_source(str(what))
+    config = what
+    if hasattr(what, "config") and callable(what.config):  # a RunDir
+        try:
+            config = what.config()
+        except PlmcoreError:
+            return False
+    record = (getattr(config, "provenance", None) or {}).get("model") or {}
+    if record.get("kind") == "random weights" or record.get("random_weights"):
+        return True
+    return random_weights_source(str(config.model))
+
+
+def with_random_mark(text: str, what) -> str:
+    """`text` followed by the random-weight mark when `what` (a run, config or model source) has random
+    weights: for titles, table cells, CSV columns and file names."""
+    return f"{text} · {RANDOM_WEIGHTS_MARK}" if random_weights(what) else text

@@ -31,6 +31,7 @@ import plotly.graph_objects as go
 from plmcore import figures as F
 from plmcore import tasks
 from plmcore.errors import RunError
+from plmcore.provenance import RANDOM_WEIGHTS_MARK, random_weights, with_random_mark
 from plmcore.runs import RunDir, rerun_command
 
 MAX_CURVE_POINTS = 400  # ROC/PR/calibration curves are thinned to this many points
@@ -319,7 +320,7 @@ def _how(page: _Page, run: RunDir, config, status: dict) -> None:
 
 
 def _random_banner(model: str) -> str:
-    return ("<div class='banner'><b>Random weights — not a result.</b> This run used "
+    return (f"<div class='banner'><b>{_e(RANDOM_WEIGHTS_MARK)}.</b> This run used "
             f"<code>{_e(model)}</code>, a model with random weights, built to try the tool and measure its speed. "
             "Its numbers say nothing about how a pretrained model would predict.</div>")
 
@@ -333,10 +334,10 @@ def run_report(run: RunDir) -> str:
     config = run.config()
     lab = tasks.Labelling.from_dict(run.labels())
     report = run.report()
-    page = _Page(f"{run.name}: report")
-    page.add(f"<h1>{_e(run.name)}</h1><p class='muted'>plmcore run report, made "
+    page = _Page(with_random_mark(f"{run.name}: report", run))
+    page.add(f"<h1>{_e(with_random_mark(run.name, run))}</h1><p class='muted'>plmcore run report, made "
              f"{time.strftime('%Y-%m-%d %H:%M')}. Self-contained: it opens offline.</p>")
-    if config.model.startswith("random:"):
+    if random_weights(run):
         page.add(_random_banner(config.model))
     _question(page, run, config, lab)
     _answer(page, run, lab, report)
@@ -359,8 +360,9 @@ def comparison_report(runs: list[RunDir]) -> str:
     page = _Page("Runs compared")
     page.add("<h1>Runs compared</h1>")
     models = {r.name: r.config().model for r in runs}
-    if any(m.startswith("random:") for m in models.values()):
-        page.add(_random_banner(", ".join(sorted({m for m in models.values() if m.startswith("random:")}))))
+    randoms = sorted({models[r.name] for r in runs if random_weights(r)})
+    if randoms:
+        page.add(_random_banner(", ".join(randoms)))
     same = len({split_fingerprint(r) for r in runs}) == 1
     page.add("<p>" + ("All runs were tested on the same split, so their numbers compare directly." if same else
                       "<b>The runs were tested on different splits</b>: their numbers do not compare directly.")
@@ -392,7 +394,7 @@ def cv_report(cv_dir: Path) -> str:
     page = _Page(f"{cv.name}: cross-validation")
     page.add(f"<h1>{_e(cv.name)}</h1><p class='muted'>Cross-validation report, made "
              f"{time.strftime('%Y-%m-%d %H:%M')}.</p>")
-    if config.model.startswith("random:"):
+    if random_weights(config):
         page.add(_random_banner(config.model))
     shown = summary.get("metrics") or ["roc_auc", "mcc", "accuracy"]
     page.add(f"<h2>Mean ± standard deviation over {summary['completed']} of {summary['folds']} folds</h2>"

@@ -384,7 +384,7 @@ class Trainer:
         if self.is_main:
             from plmcore.provenance import model_record
 
-            run.update_provenance(model=model_record(config.model, backbone.model), threads=threads,
+            run.update_provenance(model=model_record(config.model, backbone.model, backbone.random_weights), threads=threads,
                                   device=str(self.device), processes=acc.num_processes)
             run.write_status("running", total_steps=self.total_steps, step=self.state["step"], epochs=self.epochs,
                              trainable_parameters=self.trainable, total_parameters=self.total,

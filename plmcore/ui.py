@@ -541,6 +541,76 @@ def can_start_run() -> tuple[bool, str]:
 # --------------------------------------------------------------------------- shared panels
 
 
+# --------------------------------------------------------------------------- badges, words, charts
+
+
+def random_badge(what, *, where=None, banner: bool = False) -> bool:
+    """The random-weight badge for a run, a TrainConfig or a model source, when its weights are random
+    (plmcore.provenance.random_weights decides); with `banner`, a red box that says why too.
+    Returns whether it is random, so callers can label text as well."""
+    from plmcore.provenance import RANDOM_WEIGHTS_MARK, RANDOM_WEIGHTS_WHY, random_weights
+
+    if not random_weights(what):
+        return False
+    where = where or st
+    if banner:
+        where.error(f"**{RANDOM_WEIGHTS_MARK}.** {RANDOM_WEIGHTS_WHY}", icon=":material/warning:")
+    else:
+        where.badge(RANDOM_WEIGHTS_MARK, icon=":material/warning:", color="red", help=RANDOM_WEIGHTS_WHY)
+    return True
+
+
+def random_label(what, text: str) -> str:
+    """`text` with the random-weight mark after it when `what` (a run, config or source) has random weights:
+    for select boxes, table cells, chart titles and file names, where a badge cannot go."""
+    from plmcore.provenance import with_random_mark
+
+    return with_random_mark(text, what)
+
+
+def leakage_badge(what, *, where=None) -> str | None:
+    """A badge with the worst finding of a run's leakage report (a RunDir, or the report itself), to sit
+    beside a headline test metric; nothing when the test split is clean or was not checked. Returns the text."""
+    from plmcore.leakage import headline
+
+    report = what.leakage() if isinstance(what, RunDir) else what
+    text = headline(report)
+    if text:
+        (where or st).badge(text, color="orange",
+                            help="The test set shares proteins or sequence with training, so its scores are likely "
+                                 "optimistic. The Runs page's leakage report has the details and the fix.")
+    return text
+
+
+def metric_help(metric: str) -> str | None:
+    """A widget tooltip for a metric id: its name in words, meaning and range (plmcore.glossary)."""
+    from plmcore.glossary import explain
+
+    return explain(metric) or None
+
+
+def glossary(metrics) -> None:
+    """A folded list of what each of these metric ids means, under a table that shows them."""
+    from plmcore.glossary import explain
+
+    lines = [f"- {explain(m)}" for m in dict.fromkeys(metrics) if explain(m)]
+    if lines:
+        with st.expander("What these metrics mean"):
+            st.markdown("\n".join(lines))
+
+
+# Every chart shares one plotly config: no mode bar (its buttons are a dozen tab stops per chart for a
+# keyboard user); zoom by dragging and double-click to reset still work.
+PLOTLY_CONFIG = {"displayModeBar": False, "displaylogo": False, "responsive": True}
+
+
+def chart(fig, *, key: str | None = None, where=None, alt: str | None = None, **kwargs):
+    """Show a plotly figure the app's way (shared config, full width). Returns st.plotly_chart's value."""
+    title = getattr(getattr(getattr(fig, "layout", None), "title", None), "text", None)
+    return (where or st).plotly_chart(fig, width="stretch", config=PLOTLY_CONFIG, key=key,
+                                      alt=alt or title or "chart", **kwargs)
+
+
 def show_leakage(leak: dict, *, detailed: bool = False) -> None:
     """Warnings and headline counts of a leakage report; with `detailed`, the histogram and pairs too."""
     import pandas as pd
@@ -562,7 +632,7 @@ def show_leakage(leak: dict, *, detailed: bool = False) -> None:
     if not detailed:
         return
     c1, c2 = st.columns(2)
-    c1.plotly_chart(F.identity_histogram(leak), width="stretch", key="leak_hist")
+    chart(F.identity_histogram(leak), where=c1, key="leak_hist")
     if ow.get("pairs"):
         c2.markdown("**Overlapping pairs** (test ~ training)")
         c2.dataframe(pd.DataFrame(ow["pairs"]), hide_index=True, width="stretch", height=300)

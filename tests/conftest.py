@@ -79,6 +79,7 @@ def build_tiny_model(folder: Path, family: str) -> Path:
         model = T5EncoderModel(cfg)
     else:
         raise ValueError(family)
+    model.config.plmcore_random_weights = True  # built here, not pretrained: the app badges it as such
     model.save_pretrained(folder)
     _write_tokenizer(folder, family)
     return folder

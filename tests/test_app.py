@@ -148,7 +148,7 @@ def test_runs_page_shows_metrics_with_intervals_and_curves(finished_run):
     assert len(at.get("plotly_chart")) >= 4  # confusion, ROC, PR, loss (+ validation metrics)
     # the leaderboard of the fine-tuned model and the baselines, and the verdict
     boards = [d.value for d in at.dataframe if "model" in d.value.columns and "ROC-AUC" in d.value.columns]
-    assert boards and {"fine-tuned (LoRA)", "composition + LR", "one-hot + LR"} <= set(boards[0]["model"])
+    assert boards and {"fine-tuned (LoRA)", "composition + logistic regression", "one-hot + logistic regression"} <= set(boards[0]["model"])
     assert all("[" in v for v in boards[0]["ROC-AUC"])
     assert any("on this test set (n=50)" in plain(i.value) for i in at.info)
     # the leakage report flags the proteins shared by the tutorial's train and test files

@@ -31,7 +31,7 @@ def dephos_run(tmp_path_factory, tiny_esm):
 
 def test_run_writes_baselines_comparison_and_verdict(dephos_run):
     base = json.loads((dephos_run.path / "baselines.json").read_text())
-    assert set(base["baselines"]) == {"composition + LR", "one-hot + LR", "frozen embeddings + LR"}
+    assert set(base["baselines"]) == {"composition + logistic regression", "one-hot + logistic regression", "frozen embeddings + logistic regression"}
     for entry in base["baselines"].values():
         assert "validation" in entry["c_selection"]  # regularisation never tuned on test
         assert set(entry["test"]["ci95"]) >= {"roc_auc", "mcc"}
@@ -102,7 +102,7 @@ def test_cross_validation_reports_mean_sd_and_folds(tiny_esm, tmp_path):
     lora = summary["summary"]["fine-tuned (LoRA)"]["roc_auc"]
     assert len(lora["folds"]) == 3 and lora["sd"] is not None
     assert lora["mean"] == pytest.approx(np.mean(lora["folds"]))
-    assert "composition + LR" in summary["summary"]
+    assert "composition + logistic regression" in summary["summary"]
     # the three test folds are disjoint and cover the data
     tested = [set(pd.read_csv(cv.path / f"fold_{i}" / "split.csv").query("split == 'test'")["id"]) for i in (1, 2, 3)]
     assert sum(len(t) for t in tested) == len(set.union(*tested)) == 120

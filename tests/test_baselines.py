@@ -131,7 +131,7 @@ def test_run_baselines_binary_is_json_ready_and_learns_the_motif() -> None:
     json.dumps(result, allow_nan=False)
     assert result["classes"] == ["0", "1"] and result["positive"] == "1"
     assert (result["n_train"], result["n_val"], result["n_test"]) == (72, 24, 24)
-    onehot = result["baselines"]["one-hot + LR"]
+    onehot = result["baselines"]["one-hot + logistic regression"]
     assert onehot["test"]["metrics"]["roc_auc"] > 0.95
     assert list(onehot["test_probabilities"]) == result["test_ids"]
     assert all(len(p) == 2 and sum(p) == pytest.approx(1) for p in onehot["test_probabilities"].values())
@@ -153,7 +153,7 @@ def test_run_baselines_multiclass_and_frozen_embeddings() -> None:
     result = run_baselines(table, embed_fn=embed, Cs=(0.1,), n_boot=100)
     assert result["classes"] == ["0", "1", "2"] and result["positive"] is None
     assert calls == [150]  # one call for every sequence
-    frozen = result["baselines"]["frozen embeddings + LR"]
+    frozen = result["baselines"]["frozen embeddings + logistic regression"]
     assert frozen["standardised"] is True
     assert frozen["test"]["metrics"]["accuracy"] > 0.9
     assert all(len(p) == 3 for p in frozen["test_probabilities"].values())
@@ -163,8 +163,8 @@ def test_run_baselines_skips_onehot_for_unequal_lengths_and_checks_inputs() -> N
     table = motif_table()
     table.loc[0, "sequence"] = table.loc[0, "sequence"] + "AAA"
     result = run_baselines(table, Cs=(1,), n_boot=50)
-    assert "one-hot + LR" not in result["baselines"]
-    assert "one length" in result["skipped"]["one-hot + LR"]
+    assert "one-hot + logistic regression" not in result["baselines"]
+    assert "one length" in result["skipped"]["one-hot + logistic regression"]
     with pytest.raises(DataError, match="one embedding row per sequence"):
         run_baselines(table, embed_fn=lambda seqs: np.zeros((3, 4)), Cs=(1,), n_boot=50)
     with pytest.raises(DataError, match="no test records"):
@@ -178,10 +178,10 @@ def test_dephos_baselines_reproduce_the_readme_table(shared_data: Path) -> None:
     test = validate(read_table(shared_data / "dephos_Y" / "test_sequences.fasta")).table
     table = pd.concat([train.assign(split="train"), test.assign(split="test")], ignore_index=True)
     result = run_baselines(table, Cs=(0.1,), n_boot=1000)
-    composition = result["baselines"]["composition + LR"]["test"]["metrics"]
-    onehot = result["baselines"]["one-hot + LR"]["test"]["metrics"]
-    # README: composition + LR (C=0.1) MCC 0.510, accuracy 0.70, ROC-AUC 0.817;
-    # one-hot + LR (C=0.1) MCC 0.439, accuracy 0.72, ROC-AUC 0.736
+    composition = result["baselines"]["composition + logistic regression"]["test"]["metrics"]
+    onehot = result["baselines"]["one-hot + logistic regression"]["test"]["metrics"]
+    # README: composition + logistic regression (C=0.1) MCC 0.510, accuracy 0.70, ROC-AUC 0.817;
+    # one-hot + logistic regression (C=0.1) MCC 0.439, accuracy 0.72, ROC-AUC 0.736
     assert composition["roc_auc"] == pytest.approx(0.817, abs=5e-4)
     assert composition["accuracy"] == pytest.approx(0.70)
     assert composition["mcc"] == pytest.approx(0.510, abs=5e-4)
@@ -228,10 +228,10 @@ def test_verdict_sentences() -> None:
     y = np.repeat([0, 1], 40)
     perfect = y * 0.8 + 0.1
     chance = rng.random(80)
-    better = verdict(paired_bootstrap(y, perfect, chance, n_boot=300), 80, "ProtT5 + LoRA", "composition + LR")
-    assert better.startswith("ProtT5 + LoRA is better than composition + LR on this test set (n=80): ROC-AUC 1.00 vs")
-    worse = verdict(paired_bootstrap(y, chance, perfect, n_boot=300), 80, "ProtT5 + LoRA", "composition + LR")
-    assert worse.startswith("composition + LR is better than ProtT5 + LoRA")
+    better = verdict(paired_bootstrap(y, perfect, chance, n_boot=300), 80, "ProtT5 + LoRA", "composition + logistic regression")
+    assert better.startswith("ProtT5 + LoRA is better than composition + logistic regression on this test set (n=80): ROC-AUC 1.00 vs")
+    worse = verdict(paired_bootstrap(y, chance, perfect, n_boot=300), 80, "ProtT5 + LoRA", "composition + logistic regression")
+    assert worse.startswith("composition + logistic regression is better than ProtT5 + LoRA")
     assert "difference +" in worse  # stated from the winner's side
     close = verdict(paired_bootstrap(y, chance, chance[::-1], n_boot=300), 80, "a", "b")
     assert close.startswith("No clear difference between a and b on this test set (n=80): ROC-AUC")
@@ -260,13 +260,13 @@ def test_leaderboard_sorts_by_roc_auc_with_intervals() -> None:
 def test_compare_to_baselines_matches_items_by_id() -> None:
     table = motif_table(seed=4)
     result = run_baselines(table, Cs=(1,), n_boot=100)
-    onehot = result["baselines"]["one-hot + LR"]["test_probabilities"]
+    onehot = result["baselines"]["one-hot + logistic regression"]["test_probabilities"]
     shuffled = dict(reversed(list(onehot.items())))  # same model, other order: no difference
     comparisons = compare_to_baselines(shuffled, result, name="copy", n_boot=200)
-    assert set(comparisons) == {"composition + LR", "one-hot + LR"}
-    same = comparisons["one-hot + LR"]
+    assert set(comparisons) == {"composition + logistic regression", "one-hot + logistic regression"}
+    same = comparisons["one-hot + logistic regression"]
     assert same["metrics"]["roc_auc"]["difference"] == 0 and same["metrics"]["roc_auc"]["ci95"] == [0.0, 0.0]
-    assert same["verdict"].startswith("No clear difference between copy and one-hot + LR")
-    assert comparisons["composition + LR"]["verdict"].startswith("copy is better than composition + LR")
+    assert same["verdict"].startswith("No clear difference between copy and one-hot + logistic regression")
+    assert comparisons["composition + logistic regression"]["verdict"].startswith("copy is better than composition + logistic regression")
     with pytest.raises(DataError, match="have no probabilities from copy"):
         compare_to_baselines(dict(list(onehot.items())[:3]), result, name="copy")
