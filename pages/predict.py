@@ -5,7 +5,9 @@ import streamlit as st
 
 from plmcore import data as D
 from plmcore import figures as F
+from plmcore import present as P
 from plmcore import ui
+from plmcore.errors import LabelError
 from plmcore.predict import at_threshold, clean_input, describe_run, predict_table
 
 st.title("Predict")
@@ -17,10 +19,18 @@ def read_input():
     how = st.radio("Input", ["Paste sequences", "Upload a FASTA file"], horizontal=True, key="pred_how")
     if how == "Paste sequences":
         text = st.text_area("FASTA (or one sequence per line)", key="pred_text", height=160,
-                            placeholder=">my_protein\nMSEQ...")
+                            placeholder=">my_protein\nMSEQ...",
+                            help="A LABEL= tag in a header (e.g. >site1 LABEL=1) is compared with the prediction.")
         return D.parse_fasta_text(text) if text.strip() else None
-    up = st.file_uploader("FASTA file (or a table with a sequence column)", type=ui.UPLOAD_TYPES, key="pred_upload")
-    return None if up is None else ui.read_upload(up, label_source="none")
+    up = st.file_uploader("FASTA file (or a table with a sequence column)", type=ui.UPLOAD_TYPES, key="pred_upload",
+                          help="Labels in the file (LABEL= header tags, a label column) are compared with the "
+                               "predictions.")
+    if up is None:
+        return None
+    try:  # labels, when the file has them, are compared with the predictions
+        return ui.read_upload(up, label_source="auto")
+    except LabelError:
+        return ui.read_upload(up, label_source="none")
 
 
 def choose_model():
@@ -58,6 +68,7 @@ def page() -> None:
     if st.button("Score", key="pred_go", type="primary"):
         if table is None:
             ui.fail("Paste sequences or upload a FASTA file first.")
+        labels = table["label"] if "label" in table.columns else None
         table, warnings = clean_input(table)
         for w in warnings:
             st.warning(ui.md(w.message))
@@ -71,6 +82,8 @@ def page() -> None:
         for bar in bars:
             bar.done()
         results["lengths"] = dict(zip(table["id"], table["sequence"].str.len()))
+        if labels is not None and labels.notna().any() and loaded.task == "classification":
+            results["labels"] = dict(zip(table["id"], labels.reindex(table.index)))
         st.session_state["pred_results"] = (loaded.name, results)
     stored = st.session_state.get("pred_results")
     if not stored or stored[0] != loaded.name:
@@ -79,37 +92,69 @@ def page() -> None:
 
 
 def show(results: dict, loaded, threshold: float | None) -> None:
+    if loaded.backbone.random_weights:
+        st.warning("This run's base model has **random weights**: these scores show how the app works and mean "
+                   "nothing about your proteins. Every download says so (random_weights column, file name).")
     if "windows" in results:
-        df = at_threshold(loaded, results["windows"], threshold)
-        st.subheader(f"{'Windows' if loaded.task == 'classification' else 'Sequences'} ({len(df)})")
-        st.dataframe(df, hide_index=True, width="stretch")
-        st.download_button("Download window scores (CSV)", df.to_csv(index=False), "window_scores.csv",
-                           key="pred_dl_windows")
+        windows(results, loaded, threshold)
     if "sites" in results:
         sites = at_threshold(loaded, results["sites"], threshold)
         if "probability" not in sites.columns:  # a per-residue run with several classes
-            st.subheader(f"Residues: {sites['protein_id'].nunique()} proteins, {len(sites)} residues")
-            st.dataframe(sites, hide_index=True, width="stretch")
-            st.download_button("Download the residues (CSV)", sites.to_csv(index=False), "residues.csv",
-                               key="pred_dl_sites")
+            st.subheader(f"Residues: {P.plural(sites['protein_id'].nunique(), 'protein')}, "
+                         f"{P.plural(len(sites), 'residue')}")
+            st.dataframe(P.readable(loaded, sites), hide_index=True, width="stretch")
+            download(P.readable(loaded, sites), loaded, threshold, "residues", "pred_dl_sites")
             return
-        threshold = loaded.threshold if threshold is None else threshold
-        hits = sites[sites["predicted"]]
-        st.subheader(f"Scanned proteins: {sites['protein_id'].nunique()} proteins, {len(sites)} candidate sites, "
-                     f"{len(hits)} predicted at threshold {threshold:.2f}")
-        proteins = list(dict.fromkeys(sites["protein_id"]))
-        shown = proteins if len(proteins) <= 5 else st.multiselect("Proteins to plot", proteins, proteins[:5],
-                                                                   key="pred_plot_ids")
-        for i, pid in enumerate(shown):
-            st.plotly_chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold), width="stretch",
-                            key=f"pred_scan_{i}")
-        st.markdown("**Predicted sites**")
-        st.dataframe(hits, hide_index=True, width="stretch")
-        st.download_button("Download all candidate sites (CSV)", sites.to_csv(index=False), "site_scan.csv",
-                           key="pred_dl_sites")
+        scan(results, loaded, loaded.threshold if threshold is None else threshold)
     if not results:
         st.info("Nothing to score.")
-    pd.options.display.float_format = None
+
+
+def download(table, loaded, threshold, what: str, key: str, label: str | None = None) -> None:
+    """One CSV download carrying the run, model, threshold and random-weights flag on every row."""
+    st.download_button(label or f"Download {what.replace('_', ' ')} (CSV)",
+                       P.with_provenance(table, loaded, threshold).to_csv(index=False),
+                       P.download_name(loaded, what), mime="text/csv", key=key, icon=":material/download:")
+
+
+def windows(results: dict, loaded, threshold: float | None) -> None:
+    df = at_threshold(loaded, results["windows"], threshold)
+    noun = "window" if loaded.task == "classification" else "sequence"
+    st.subheader(P.plural(len(df), noun))
+    shown = P.readable(loaded, df)
+    if results.get("labels"):
+        labels = pd.Series([results["labels"].get(i) for i in df["id"]], index=df.index)
+        shown, sentence = P.compare_with_labels(loaded, shown, labels)
+        st.markdown(f"**Given labels** (LABEL= in the headers, or a label column): {ui.md(sentence)}")
+    if threshold is not None:
+        st.caption(f"Predicted class at the decision threshold {threshold:.2f} for "
+                   f"{ui.md(P.class_name(loaded, loaded.positive))}.")
+    st.dataframe(shown, hide_index=True, width="stretch")
+    download(shown, loaded, threshold, "window_scores", "pred_dl_windows")
+
+
+def scan(results: dict, loaded, threshold: float) -> None:
+    sites = at_threshold(loaded, results["sites"], threshold)
+    hits = sites[sites["predicted"]]
+    st.subheader("Scanned proteins")
+    st.markdown(ui.md(P.site_summary(sites, threshold)))
+    proteins = list(dict.fromkeys(sites["protein_id"]))
+    shown = proteins if len(proteins) <= 5 else st.multiselect("Proteins to plot", proteins, proteins[:5],
+                                                               key="pred_plot_ids")
+    flag = " · random weights" if loaded.backbone.random_weights else ""
+    for i, pid in enumerate(shown):
+        st.plotly_chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold, title=f"{pid}{flag}"),
+                        width="stretch", key=f"pred_scan_{i}")
+    if len(hits):
+        st.markdown(f"**Predicted sites** ({P.plural(len(hits), 'site')} at or above {threshold:.2f})")
+        st.dataframe(P.readable(loaded, P.top_candidates(hits, len(hits))), hide_index=True, width="stretch")
+    else:
+        st.markdown(f"**No site reaches the threshold {threshold:.2f}.** The top candidates, best first "
+                    "(lower the threshold above to call them):")
+        st.dataframe(P.readable(loaded, P.top_candidates(sites, 10)), hide_index=True, width="stretch",
+                     key="pred_top")
+    download(P.readable(loaded, sites), loaded, threshold, "site_scan", "pred_dl_sites",
+             "Download all candidate sites (CSV)")
 
 
 ui.guard(page)

@@ -28,6 +28,7 @@ from plmcore.runs import (
     ACTIVE_STATES,
     RUN_FILES,
     RunDir,
+    check_about,
     check_labels,
     check_status,
     fresh_name,
@@ -263,6 +264,8 @@ def _validate_unpacked(folder: Path) -> list[str]:
         try:
             if name == "labels.json":
                 check_labels(value)
+            elif name == "about.json":
+                write_json(path, check_about(value))
             elif name == "status.json":
                 status = check_status(value)
                 if status.get("state") in ACTIVE_STATES:

@@ -257,21 +257,33 @@ def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) 
     return _layout(fig, title, height=480)
 
 
-def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: float) -> go.Figure:
-    """Probability at every candidate residue along one protein, with the decision threshold."""
-    rows = scan[scan["protein_id"] == protein_id]
-    colors = np.where(rows["probability"] >= threshold, "#c0392b", "#2a6f97")
+def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: float, *, top: int = 5,
+                 title: str | None = None) -> go.Figure:
+    """Probability at every candidate residue along one protein: a lollipop per site (each site is
+    scored on its own, so no line joins them), the decision threshold, and the `top` best sites named."""
+    rows = scan[scan["protein_id"] == protein_id].sort_values("position")
+    above = rows["probability"] >= threshold
+    stems_x, stems_y = [], []
+    for x, y in zip(rows["position"], rows["probability"]):
+        stems_x += [x, x, None]
+        stems_y += [0, y, None]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(
-        x=rows["position"], y=rows["probability"], mode="markers+lines", line=dict(color="lightgray"),
-        marker=dict(color=colors, size=9),
-        text=[f"{r}{p}" for r, p in zip(rows["residue"], rows["position"])],
-        hovertemplate="%{text}<br>p = %{y:.3f}<extra></extra>", name="candidate sites",
-    ))
+    fig.add_trace(go.Scatter(x=stems_x, y=stems_y, mode="lines", line=dict(color="#b0b0b0", width=1),
+                             hoverinfo="skip", showlegend=False))
+    for mask, name, color in ((~above, "below the threshold", "#2a6f97"), (above, "at or above", "#c0392b")):
+        part = rows[mask.to_numpy()]
+        fig.add_trace(go.Scatter(
+            x=part["position"], y=part["probability"], mode="markers", marker=dict(color=color, size=9),
+            text=[f"{r}{p}" for r, p in zip(part["residue"], part["position"])], name=name,
+            hovertemplate="%{text}<br>p = %{y:.3f}<extra></extra>"))
+    best = rows.nlargest(top, "probability")
+    fig.add_trace(go.Scatter(x=best["position"], y=best["probability"], mode="text",
+                             text=[f"{r}{p}" for r, p in zip(best["residue"], best["position"])],
+                             textposition="top center", hoverinfo="skip", showlegend=False))
     fig.add_hline(y=threshold, line=dict(color="#c0392b", dash="dash"), annotation_text=f"threshold {threshold:.2f}")
     fig.update_xaxes(title="position in protein", range=[0, length + 1])
-    fig.update_yaxes(title="probability", range=[0, 1.02])
-    return _layout(fig, protein_id, height=300)
+    fig.update_yaxes(title="probability", range=[0, 1.1])
+    return _layout(fig, title or protein_id, height=320)
 
 
 def board_metrics(board: pd.DataFrame) -> list[str]:

@@ -13,6 +13,7 @@ A run directory holds everything about one fine-tuning run::
     val_predictions.csv   class probabilities of the best model on the validation split
     test_predictions.csv  ... and on the test split
     test_report.json      metrics, 95% bootstrap intervals, confusion matrix, curves
+    about.json            what the user calls the run: name, tags, notes (optional; see check_about)
     threshold.json, baselines.json, comparison.json, leakage.json: see plmcore.assess
 
 Every file is read through :class:`RunDir`, which checks it against the engine's schema: a
@@ -51,7 +52,7 @@ DAMAGED = "damaged"  # never written: what status() reports for a run whose file
 # The files of the run format, relative to the run directory. A run archive may carry these and
 # nothing else: never checkpoint/ (optimiser state), model code or other files.
 RUN_FILES = (
-    "config.json", "split.csv", "labels.json", "status.json", "metrics.jsonl", "train.log",
+    "config.json", "split.csv", "labels.json", "status.json", "metrics.jsonl", "train.log", "about.json",
     "test_report.json", "threshold.json", "baselines.json", "comparison.json", "leakage.json",
     "val_predictions.csv", "test_predictions.csv",
     "best/head.safetensors", "best/adapter/adapter_config.json", "best/adapter/adapter_model.safetensors",
@@ -183,6 +184,37 @@ def check_labels(raw, where: str = "labels.json") -> dict:
     return labels
 
 
+# about.json: the user's own words for a run, edited on the Train and Runs pages. Typed by a person,
+# so it is checked like any other input: known fields only, plain text, bounded sizes.
+ABOUT_LIMITS = {"name": 80, "tag": 30, "tags": 12, "notes": 4000}
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def check_about(raw, where: str = "about.json") -> dict:
+    """about.json as {'name': str, 'tags': [str], 'notes': str}; RunError naming the field when it is not.
+
+    Whitespace is trimmed, empty tags dropped and repeated tags kept once; control characters,
+    over-long texts and too many tags are refused with the limit.
+    """
+    if not isinstance(raw, dict):
+        raise RunError(f"{where} holds {type(raw).__name__}, not a JSON object")
+    about = _check_fields(raw, {"name": "str", "tags": "strs", "notes": "str"}, where)
+    name = (about.get("name") or "").strip()
+    notes = (about.get("notes") or "").strip()
+    tags = list(dict.fromkeys(t.strip() for t in about.get("tags") or [] if t.strip()))
+    for field, value, limit in (("name", name, ABOUT_LIMITS["name"]), ("notes", notes, ABOUT_LIMITS["notes"]),
+                                *(("tags", t, ABOUT_LIMITS["tag"]) for t in tags)):
+        if len(value) > limit:
+            raise RunError(f"{where}: '{field}' {value[:20]!r}... is {len(value)} characters; at most {limit}")
+        if _CONTROL.search(value.replace("\n", "") if field == "notes" else value):
+            raise RunError(f"{where}: '{field}' holds control characters; use plain text")
+    if len(tags) > ABOUT_LIMITS["tags"]:
+        raise RunError(f"{where}: {len(tags)} tags; at most {ABOUT_LIMITS['tags']}")
+    if any("," in t for t in tags):
+        raise RunError(f"{where}: a tag may not contain a comma (commas separate tags)")
+    return {"name": name, "tags": tags, "notes": notes}
+
+
 def read_json_file(path: Path, what: str | None = None):
     """Parse a JSON file; RunError naming it when it is missing or not JSON."""
     try:
@@ -257,6 +289,7 @@ class RunDir:
     checkpoint_dir = property(lambda self: self.path / "checkpoint")
     best_dir = property(lambda self: self.path / "best")
     report_path = property(lambda self: self.path / "test_report.json")
+    about_path = property(lambda self: self.path / "about.json")
 
     def predictions_path(self, split: str) -> Path:
         return self.path / f"{split}_predictions.csv"
@@ -313,6 +346,38 @@ class RunDir:
         except RunError as exc:
             return str(exc)
         return None
+
+    # ------------------------------------------------------------------ the user's words
+    def about(self) -> dict:
+        """Name, tags and notes the user gave the run (empty when none, or when the file does not validate:
+        a damaged label must not hide the run)."""
+        if not self.about_path.exists():
+            return {"name": "", "tags": [], "notes": ""}
+        try:
+            return check_about(read_json_file(self.about_path, f"{self.name}/about.json"))
+        except RunError as exc:
+            log.warning("%s", exc)
+            return {"name": "", "tags": [], "notes": ""}
+
+    def set_about(self, *, name: str | None = None, tags: list[str] | str | None = None,
+                  notes: str | None = None) -> dict:
+        """Change the name, tags (a list, or one comma-separated text) or notes; the others stay. RunError
+        when a value breaks the limits (nothing is written then)."""
+        about = self.about()
+        if name is not None:
+            about["name"] = name
+        if tags is not None:
+            about["tags"] = tags.split(",") if isinstance(tags, str) else list(tags)
+        if notes is not None:
+            about["notes"] = notes
+        about = check_about(about, f"the {'name, tags or notes'} of run {self.name}")
+        write_json(self.about_path, about)
+        return about
+
+    @property
+    def title(self) -> str:
+        """What to call the run on screen: the user's name for it, else its folder name."""
+        return self.about()["name"] or self.name
 
     # ------------------------------------------------------------------ status
     def read_status(self) -> dict:
@@ -420,8 +485,11 @@ class RunDir:
             st, model, dataset = {"state": DAMAGED, "error": str(exc)}, None, ""
         started, ended = st.get("started_at"), st.get("ended_at")
         duration = (ended or (time.time() if st.get("state") == "running" else None) or 0) - (started or 0)
+        about = self.about()
         return {
             "run": self.name,
+            "name": about["name"] or self.name,
+            "tags": about["tags"],
             "state": st.get("state"),
             "error": st.get("error"),
             "model": model,

@@ -180,9 +180,33 @@ def test_predict_page_scores_a_window_and_scans_a_protein(finished_run, dephos):
     at.button(key="pred_go").click().run()
     assert not errors(at), errors(at)
     heads = [s.value for s in at.subheader]
-    assert heads[0] == "Windows (1)"
+    assert heads[0] == "1 window" and heads[1] == "Scanned proteins"
     n_y = "".join(windows[:4]).count("Y")
-    assert f"{n_y} candidate sites" in heads[1]
+    md = " ".join(plain(m.value) for m in at.markdown)
+    assert f"1 protein, {n_y} candidate sites" in md
     assert at.get("plotly_chart")
+    assert any("random weights" in plain(w.value) for w in at.warning)
     at.slider(key="pred_threshold").set_value(0.0).run()
-    assert f"{n_y} predicted at threshold 0.00" in at.subheader[1].value
+    md = " ".join(plain(m.value) for m in at.markdown)
+    assert f"{n_y} sites at or above the threshold 0.00" in md
+    assert "P(class 1)" in at.dataframe[0].value.columns and "prob_1" not in at.dataframe[0].value.columns
+
+
+def test_predict_with_nothing_above_the_threshold_lists_the_top_candidates(finished_run, dephos):
+    windows = [line for line in (dephos / "test_sequences.fasta").read_text().splitlines()
+               if not line.startswith(">")]
+    at = app("predict")
+    at.text_area(key="pred_text").set_value(f">w1 LABEL=1\n{windows[0]}\n>prot\n{''.join(windows[:4])}\n").run()
+    at.slider(key="pred_threshold").set_value(1.0).run()
+    at.button(key="pred_go").click().run()
+    assert not errors(at), errors(at)
+    md = " ".join(plain(m.value) for m in at.markdown)
+    assert "0 sites at or above the threshold 1.00" in md and "The highest is Y" in md
+    assert "No site reaches the threshold 1.00" in md
+    top = at.dataframe[-1].value
+    assert len(top) == min(10, "".join(windows[:4]).count("Y"))
+    assert list(top["P(class 1)"]) == sorted(top["P(class 1)"], reverse=True)
+    assert top["site"].iloc[0].startswith("Y")
+    # the pasted LABEL=1 is compared with the prediction
+    assert "given label" in at.dataframe[0].value.columns
+    assert "of 1 labelled sequence predicted as labelled" in md
