@@ -35,7 +35,7 @@ def _bar(desc: str):
 
 def _class_file(item: str) -> tuple[str, str]:
     if "=" not in item or not item.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=FILE, e.g. pos=positives.fasta")
+        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=FILE (e.g. pos=positives.fasta) or CLASS=NAME")
     name, path = item.split("=", 1)
     return name.strip(), path
 
@@ -80,7 +80,7 @@ def add_settings(parser: argparse.ArgumentParser, cls) -> None:
             kw["type"] = s["type"]
             if s["optional"] and (s["lo"] or 0) > 0:
                 kw["help"] += f"; 0: {s['none']}"
-        elif f.name == "class_files":
+        elif f.name in ("class_files", "test_class_files", "class_names"):
             kw.update(action="append", type=_class_file)
         elif f.name == "train":
             kw["nargs"] = "+"
@@ -89,8 +89,8 @@ def add_settings(parser: argparse.ArgumentParser, cls) -> None:
         group.add_argument(_flag(s), *s["aliases"], **kw)
 
 
-_SPLIT_INPUTS = ("train", "class_files", "test", "split_file", "label_source", "label_column", "id_column",
-                 "sequence_column", "group_column", "split_method", "val_fraction", "test_fraction", "split_seed",
+_SPLIT_INPUTS = ("train", "class_files", "test", "test_class_files", "split_file", "label_source", "header",
+                 "label_column", "id_columns", "sequence_column", "group_column", "position_column", "split_method", "val_fraction", "test_fraction", "split_seed",
                  "stratify", "identity_threshold")
 
 
@@ -154,11 +154,16 @@ def config_from_args(args):
         data["class_files"] = ()
     if "class_files" in given:
         data["train"] = ()
+    if "test" in given:
+        data["test_class_files"] = ()
+    if "test_class_files" in given:
+        data["test"] = None
     for f in fields(DataSpec):
         if f.name in given and spec(DataSpec, f.name)["cli"]:
             data[f.name] = value(DataSpec, f.name)
     data["train"] = [str(Path(p).resolve()) for p in data.get("train") or []]
-    data["class_files"] = [(c, str(Path(p).resolve())) for c, p in data.get("class_files") or []]
+    for name in ("class_files", "test_class_files"):
+        data[name] = [(c, str(Path(p).resolve())) for c, p in data.get(name) or []]
     for name in ("test", "split_file"):
         if name in given and data.get(name):
             data[name] = str(Path(data[name]).resolve())

@@ -41,6 +41,8 @@ THRESHOLD_OBJECTIVES = {"mcc": "best MCC on validation", "specificity": "target 
                         "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}
 TOO_LONG = {"truncate": "truncate", "error": "refuse"}
 LABEL_SOURCES = {"auto": "by file type", "header": "FASTA header tags", "column": "a table column"}
+HEADERS = {"auto": "detect it", "yes": "the first row names the columns",
+           "no": "no header row: columns are numbered from 0"}
 SPLIT_METHODS = {"random": "random, stratified by label", "protein": "grouped by protein (UniProt accession)",
                  "identity": "by sequence identity (clusters never straddle splits)"}
 
@@ -55,13 +57,14 @@ LabelSource = Literal[tuple(LABEL_SOURCES)]
 Task = Literal[tuple(TASKS)]
 RegressionLoss = Literal[tuple(REGRESSION_LOSSES)]
 SplitMethod = Literal[tuple(SPLIT_METHODS)]
+Header = Literal[tuple(HEADERS)]
 
 
 def setting(default: Any = MISSING, help: str = "", *, label: str | None = None, choices: dict | None = None,
             lo: float | None = None, hi: float | None = None, lo_open: bool = False, hi_open: bool = False,
             flag: str | None = None, aliases: tuple[str, ...] = (), cli: bool = True, group: str = "training",
             none: str | None = None, metavar: str | None = None, step: float | None = None,
-            format: str | None = None, factory: Any = MISSING):
+            format: str | None = None, factory: Any = MISSING, widget: str | None = None):
     """A dataclass field that declares one setting.
 
     Args:
@@ -73,10 +76,11 @@ def setting(default: Any = MISSING, help: str = "", *, label: str | None = None,
         cli: False for fields that are recorded but not set on the command line.
         none: what None means, when None is allowed (e.g. "the model's limit").
         step, format: how the app's number box steps and shows the value.
+        widget: how messages name the setting's control in the app (default: its label in quotes).
     """
     meta = {"help": help, "label": label, "choices": choices, "lo": lo, "hi": hi, "lo_open": lo_open,
             "hi_open": hi_open, "flag": flag, "aliases": aliases, "cli": cli, "group": group, "none": none,
-            "metavar": metavar, "step": step, "format": format}
+            "metavar": metavar, "step": step, "format": format, "widget": widget}
     if factory is not MISSING:
         return field(default_factory=factory, metadata=meta)
     return field(default=default, metadata=meta)
@@ -201,14 +205,35 @@ class DataSpec:
         "auto", "where the labels are: FASTA header tags (LABEL=1), a table column, or auto (header for FASTA, "
         "column for tables)", group="data",
         choices=LABEL_SOURCES)
-    label_column: str | None = setting(None, "table column holding the labels", group="data", none="label or class")
-    id_column: str | None = setting(None, "table column holding the record ids", group="data",
-                                    none="id, name or accession")
-    sequence_column: str | None = setting(None, "table column holding the sequences", group="data",
-                                          none="sequence, seq or window")
+    test_class_files: tuple[tuple[str, str], ...] = setting(
+        (), "one test file per class, CLASS=FILE (repeat the flag for each class); instead of --test",
+        group="data", flag="--test-class-file", metavar="CLASS=FILE",
+        widget="the test files of 'One file per class' on the Data page")
+    header: Header = setting(
+        "auto", "whether a table's first row names its columns; without one, columns are numbered from 0",
+        group="data", label="Header row", choices=HEADERS, widget="the 'Header row' choice on the Data page")
+    label_column: str | None = setting(
+        None, "table column holding the labels, by name or 0-based number", group="data",
+        none="label, class, target or y", widget="the 'Label' role in the column mapper")
+    id_columns: tuple[str, ...] | None = setting(
+        None, "table column(s) whose values, joined with _, make each record's id, e.g. accession,site "
+        "(names or 0-based numbers)", group="data", aliases=("--id-column",), metavar="COLUMNS",
+        none="id, name or accession; repeated ids get _2, _3", widget="the 'Id part' role in the column mapper")
+    sequence_column: str | None = setting(
+        None, "table column holding the sequences, by name or 0-based number", group="data",
+        none="sequence, seq or window; without a header, the column of longest protein sequences",
+        widget="the 'Sequence' role in the column mapper")
     group_column: str | None = setting(
         None, "table column naming each record's protein: its values never straddle splits", group="data",
-        none="the UniProt accession in the id")
+        none="an accession column, else the UniProt accession in the id",
+        widget="the 'Group' role in the column mapper")
+    position_column: str | None = setting(
+        None, "table column holding the site's position in its protein (kept as 'position')", group="data",
+        none="position, pos or site; without a header, the most varied number column",
+        widget="the 'Position' role in the column mapper")
+    class_names: tuple[tuple[str, str], ...] = setting(
+        (), "a display name for a class, CLASS=NAME (repeat for each), e.g. 1=phosphosite", group="data",
+        flag="--class-name", metavar="CLASS=NAME", widget="the class names on the Data page")
     split_method: SplitMethod = setting(
         "random", "how records are split: at random, grouped by protein, or by sequence-identity clusters",
         group="data", label="How to split",
@@ -231,8 +256,16 @@ class DataSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "train", tuple(self.train))
-        object.__setattr__(self, "class_files", tuple(tuple(p) for p in self.class_files))
+        for name in ("class_files", "test_class_files", "class_names"):
+            object.__setattr__(self, name, tuple(tuple(p) for p in getattr(self, name)))
+        if self.id_columns is not None:
+            object.__setattr__(self, "id_columns", tuple(str(c) for c in self.id_columns))
+        for name in ("label_column", "sequence_column", "group_column", "position_column"):
+            if isinstance(getattr(self, name), int):  # a column number in a config file
+                object.__setattr__(self, name, str(getattr(self, name)))
         validate(self)
+        if self.test and self.test_class_files:
+            raise ConfigError("give the test data once: either {test} or {test_class_files}, not both")
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError(
                 f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves no "
@@ -246,6 +279,9 @@ class DataSpec:
         raw = dict(raw)
         if raw.get("label_source") in ("files", "split"):  # written by earlier versions; now implied
             raw["label_source"] = "auto"
+        if "id_column" in raw:  # written by earlier versions: one id column
+            old = raw.pop("id_column")
+            raw.setdefault("id_columns", None if old is None else [old])
         known_keys(cls, raw, "data setting")
         return cls(**raw)
 

@@ -39,6 +39,7 @@ from plmcore.errors import (
     RegressionTargetError,
     SequenceTooLongError,
     SingleClassError,
+    render_settings,
 )
 from plmcore.limits import Limits, MiB, env_name, limits
 
@@ -49,6 +50,7 @@ __all__ = [
     "RARE_RESIDUES",
     "VALID_RESIDUES",
     "Issue",
+    "TableLayout",
     "ValidationReport",
     "accession_of",
     "classes_of",
@@ -57,6 +59,7 @@ __all__ = [
     "positive_class",
     "read_labelled_files",
     "read_table",
+    "sniff",
     "site_window",
     "validate",
     "window_info",
@@ -79,7 +82,9 @@ BASE_COLUMNS = ("id", "sequence", "label", "source")
 # Candidate column names, in order of preference, matched case-insensitively.
 ID_COLUMNS = ("id", "name", "accession", "identifier", "entry")
 SEQUENCE_COLUMNS = ("sequence", "seq", "protein", "peptide", "window", "sequences")
-LABEL_COLUMNS = ("label", "labels", "class")
+LABEL_COLUMNS = ("label", "labels", "class", "classes", "target", "y")
+GROUP_COLUMNS = ("group",)
+POSITION_COLUMNS = ("position", "pos", "site", "residue_position")
 
 # Spreadsheet spellings of "no value"; "none" is left alone because it is a plausible class.
 MISSING_LABELS = frozenset({"", "na", "n/a", "nan", "null"})
@@ -147,6 +152,10 @@ class Issue:
     record_id: str | None = None
     location: str | None = None
 
+    def render(self, where: str = "cli") -> str:
+        """The message with settings named for `where` ("cli": flags; "app": widgets)."""
+        return render_settings(self.message, where)
+
 
 @dataclass
 class ValidationReport:
@@ -188,10 +197,10 @@ class ValidationReport:
         )
         if self.errors:
             lines.append("Errors:")
-            lines.extend(f"  - {issue.message}" for issue in self.errors)
+            lines.extend(f"  - {issue.render()}" for issue in self.errors)
         if self.warnings:
             lines.append("Warnings:")
-            lines.extend(f"  - {issue.message}" for issue in self.warnings)
+            lines.extend(f"  - {issue.render()}" for issue in self.warnings)
         return "\n".join(lines)
 
 
@@ -248,8 +257,11 @@ def read_table(
     *,
     label_source: str = "auto",
     label_column: str | None = None,
-    id_column: str | None = None,
+    id_columns: Sequence[str] | str | None = None,
     sequence_column: str | None = None,
+    group_column: str | None = None,
+    position_column: str | None = None,
+    header: str = "auto",
     label: str | None = None,
     display_name: str | None = None,
 ) -> pd.DataFrame:
@@ -267,10 +279,15 @@ def read_table(
             column named label/class) or "none" (no labels).
         label: every record gets this class (one file per class); labels in the file are ignored.
         display_name: the file name used in messages and in the ``source`` column.
+        header: "auto" (detect_header), "yes" or "no" (columns are then named "0", "1", ...).
+        label_column, sequence_column, group_column, position_column: a table's columns, by name or
+            0-based number; unset, they are guessed (guess_roles, as sniff shows them).
+        id_columns: the columns whose values, joined with _, make the ids. Chosen ids that repeat are
+            refused; guessed ones are made unique (_2, _3, ...) with a warning in ``attrs["warnings"]``.
 
     Returns:
-        Columns id, sequence, label (str or None), source ("name:line") and, for tables,
-        the other columns of the file unchanged.
+        Columns id, sequence, label (str or None), source ("name:line") and, for tables, group and
+        position when the table has such columns, and the other columns of the file unchanged.
     """
     _check_label_source(label_source, label)
     path = Path(path)
@@ -278,11 +295,18 @@ def read_table(
     if not path.is_file():
         raise DataError(f"File not found: {name}. Check the path, or upload the file again.")
     lim = limits()
+    if isinstance(id_columns, str):
+        id_columns = [c for c in id_columns.split(",") if c.strip()]
+    if header not in ("auto", "yes", "no"):
+        raise ConfigError(f"{{header}} is {header!r}; choose auto, yes or no.")
     options = dict(
         label_source=label_source,
         label_column=label_column,
-        id_column=id_column,
+        id_columns=None if id_columns is None else list(id_columns),
         sequence_column=sequence_column,
+        group_column=group_column,
+        position_column=position_column,
+        header=header,
         label=label,
     )
     encoding = _sniff_encoding(path, name, lim)
@@ -305,21 +329,6 @@ def read_table(
     return table
 
 
-def sniff(path: PathLike, *, display_name: str | None = None) -> str:
-    """What a file holds, from its first line of text: "fasta" or "table" (see file_kind)."""
-    path = Path(path)
-    name = display_name or str(path)
-    lim = limits()
-    encoding = _sniff_encoding(path, name, lim)
-    try:
-        with _open_text(path, name, encoding, lim) as stream:
-            first, _ = _first_text(_pieces(stream))
-    except UnicodeDecodeError:
-        with _open_text(path, name, "latin-1", lim) as stream:
-            first, _ = _first_text(_pieces(stream))
-    return "fasta" if file_kind(Path(display_name or path), first) == "fasta" else "table"
-
-
 def _check_label_source(label_source: str, label: str | None) -> None:
     if label_source not in READ_LABELS:
         raise ConfigError(
@@ -337,7 +346,7 @@ def _read_file(path: Path, name: str, encoding: str, lim: Limits, **options: Any
             if options["label_source"] == "header" and options["label"] is None:
                 raise ConfigError(
                     f"{name} is a table, so its labels are in a column, not in FASTA headers. Read it with "
-                    "label_source='column' (or 'auto') and name the column (CLI: --label-column)."
+                    "labels from a column ({label_source} column or auto) and choose the column with {label_column}."
                 )
             return _parse_delimited(pieces, name, delimiter=kind, lim=lim, **options)
         if options["label_source"] == "column" and options["label"] is None:
@@ -616,6 +625,307 @@ def _raw_frame(
     return pd.DataFrame(columns)
 
 
+def _data_rows(
+    pieces: Iterable[_Piece], name: str, delimiter: str, lim: Limits
+) -> Iterator[tuple[int, int, list[str]]]:
+    """(first line, last line, cells) of every row of a table that holds something."""
+    # A sequence cell may be as long as a record may be; only ever raised, never lowered.
+    csv.field_size_limit(max(csv.field_size_limit(), _max_line(lim)))
+    linenos: list[int] = []  # the lines the reader took for the row it returns
+    reader = csv.reader(_table_lines(pieces, name, delimiter, lim, linenos), delimiter=delimiter)
+    first = True
+    try:
+        for row in reader:
+            start, end = linenos[0], linenos[-1]
+            linenos.clear()
+            if not any(cell.strip() for cell in row):
+                continue
+            if first:
+                _check_columns(len(row), name, start, lim, partial=False)
+                first = False
+            yield start, end, row
+    except csv.Error as exc:
+        raise DataError(
+            f"{name}:{(linenos or ['?'])[-1]}: cannot read the table ({exc}). Check quoting and the "
+            "delimiter, or save the file again as CSV from your spreadsheet program."
+        ) from exc
+
+
+# --------------------------------------------------------------------------- table layout
+
+ROLES = ("sequence", "label", "id", "group", "position")
+_HEAD_ROWS = 200  # rows read to decide the header and guess the columns' roles
+_PREVIEW_ROWS = 5
+# Words that name a column (a first row holding one is a header), matched case-insensitively.
+COLUMN_WORDS = frozenset({
+    *ID_COLUMNS, *SEQUENCE_COLUMNS, *LABEL_COLUMNS, *GROUP_COLUMNS, *POSITION_COLUMNS, "ids", "acc", "uniprot_id",
+    "protein_id", "gene", "organism", "species", "residue", "aa", "score", "value", "split", "fold", "description",
+    "length", "start", "end", "source", "note", "notes", "type", "category", "outcome",
+})
+# ... unless the word is also a plausible class in that column (pos/neg are labels, not names).
+_LABEL_WORDS = frozenset(w for pair in _POSITIVE_PAIRS for w in pair)
+_PROTEIN = re.compile(rf"[{VALID_RESIDUES}]{{8,}}")
+_NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    """How a file is laid out: what data.sniff finds and read_table uses.
+
+    Attributes:
+        kind: "fasta" or "table".
+        delimiter: the table's delimiter (None for FASTA).
+        header: whether the first row is taken as the header (as detected, or as chosen).
+        header_detected: whether the first row looks like a header.
+        columns: the column names; without a header row "0", "1", ...
+        rows: the first data rows (at most 5), as text.
+        roles: the guessed column of each role: sequence, label, group, position (a name or None) and
+            id (a list of names, joined with _ to make an id).
+        summary: one line saying how records, ids, groups and positions will be made.
+        why: why the header was (or was not) detected.
+    """
+
+    kind: str
+    delimiter: str | None = None
+    header: bool = False
+    header_detected: bool = False
+    columns: list[str] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    roles: dict[str, Any] = field(default_factory=dict)
+    summary: str = ""
+    why: str = ""
+
+    def preview(self) -> pd.DataFrame:
+        """The first rows under their column names."""
+        width = len(self.columns)
+        return pd.DataFrame([(r + [""] * width)[:width] for r in self.rows], columns=self.columns)
+
+
+def _cells(rows: list[list[str]], i: int) -> list[str]:
+    return [r[i].strip() for r in rows if i < len(r) and r[i].strip()]
+
+
+def _share(values: list[str], test) -> float:
+    return sum(1 for v in values if test(v)) / len(values) if values else 0.0
+
+
+def _is_protein(value: str) -> bool:
+    return bool(_PROTEIN.fullmatch(value))
+
+
+def _is_number(value: str) -> bool:
+    return bool(_NUMBER.fullmatch(value))
+
+
+def _is_accession(value: str) -> bool:
+    return bool(_ACCESSION_WITH_ISOFORM.fullmatch(value))
+
+
+def _is_residue(value: str) -> bool:
+    return len(value) == 1 and value.upper() in VALID_RESIDUES and value.isalpha()
+
+
+def detect_header(rows: list[list[str]]) -> tuple[bool, str]:
+    """Whether the first of `rows` is a header row, and why.
+
+    In order: a cell that is a usual column name (sequence, label, class, id, accession, target,
+    y, ...; not a word that also occurs as a value below it, such as pos/neg) makes a header; a
+    word above a column of numbers makes a header; a protein-like cell (8+ residue letters in
+    capitals) above sequences, a number above numbers, or a UniProt accession above accessions
+    make data; anything else is taken as a header.
+    """
+    if not rows:
+        return False, "the table is empty"
+    first, below = [c.strip() for c in rows[0]], rows[1:]
+    for i, cell in enumerate(first):
+        values = {v.lower() for v in _cells(below, i)}
+        word = cell.lower()
+        if word in COLUMN_WORDS and word not in values and word not in _LABEL_WORDS - {"y"}:
+            return True, f"'{cell}' is a usual column name"
+    for i, cell in enumerate(first):
+        values = _cells(below, i)
+        if cell and not _is_number(cell) and values and _share(values, _is_number) == 1:
+            return True, f"'{cell}' stands above a column of numbers"
+    for i, cell in enumerate(first):
+        values = _cells(below, i)
+        if _is_protein(cell) and values and _share(values, _is_protein) >= 0.9:
+            return False, f"'{_preview(cell, 20)[1:-1]}' in the first row is a protein sequence"
+    for i, cell in enumerate(first):
+        values = _cells(below, i)
+        if values and _is_number(cell) and _share(values, _is_number) == 1:
+            return False, f"the first row holds the number {cell} above more numbers"
+        if values and _is_accession(cell) and _share(values, _is_accession) >= 0.9:
+            return False, f"the first row holds the accession {cell} above more accessions"
+    return True, "the first row does not look like data"
+
+
+def _by_name(columns: list[str], candidates: Sequence[str], taken: Iterable[str] = ()) -> str | None:
+    lower = {c.lower(): c for c in reversed(columns) if c not in set(taken)}
+    return next((lower[c] for c in candidates if c in lower), None)
+
+
+def guess_roles(columns: list[str], rows: list[list[str]], header: bool) -> dict[str, Any]:
+    """The likely column of each role (see TableLayout.roles), from the names and the values.
+
+    With a header the names decide (sequence/seq/window, label/class/target/y, id/name/accession,
+    position/site). Without
+    one, the values do: the sequence is the column of longest amino-acid strings; a single-letter
+    column (Y, or S/T) is the residue and never the label; a UniProt accession column is an id
+    part and the group; the label is a column of few distinct values (0/1, pos/neg first); the
+    position is the most varied column of whole numbers. An accession column is the group either way.
+    """
+    values = {c: _cells(rows, i) for i, c in enumerate(columns)}
+
+    def length(c: str) -> float:
+        v = values[c]
+        if not v or _share(v, lambda x: bool(re.fullmatch(rf"[{VALID_RESIDUES}\-*]+", x.upper()))
+                           and x.isalpha() or "-" in x) < 0.9:
+            return 0.0
+        return float(np.mean([len(x) for x in v]))
+
+    residue_cols = {c for c in columns if values[c] and _share(values[c], _is_residue) == 1}
+    accessions = [c for c in columns if values[c] and _share(values[c], _is_accession) >= 0.9]
+    roles: dict[str, Any] = {"sequence": None, "label": None, "id": [], "group": None, "position": None}
+    if header:
+        roles["sequence"] = _by_name(columns, SEQUENCE_COLUMNS)
+    else:
+        best = max(columns, key=length, default=None)
+        roles["sequence"] = best if best is not None and length(best) >= 2 and best not in residue_cols else None
+    taken = {roles["sequence"]}
+    if header:
+        roles["label"] = _by_name(columns, LABEL_COLUMNS, taken)
+        ident = _by_name(columns, ID_COLUMNS, taken | {roles["label"]})
+        roles["id"] = [ident] if ident else []
+        roles["position"] = _by_name(columns, POSITION_COLUMNS, taken | {roles["label"]})
+        roles["group"] = _by_name(columns, ("group",), taken | {roles["label"]})
+    else:
+        roles["id"] = accessions[:1]
+        taken |= set(accessions) | residue_cols
+        integers = [c for c in columns if c not in taken and values[c] and _share(
+            values[c], lambda x: bool(_INTEGER.fullmatch(x))) == 1]
+
+        def label_score(c: str) -> tuple:
+            v = values[c]
+            distinct = {x.lower() for x in v}
+            pair = len(distinct) == 2 and any(distinct == set(p) for p in _POSITIVE_PAIRS)
+            return (pair, -len(distinct))
+
+        few = [c for c in columns if c not in taken and values[c]
+               and len({x.lower() for x in values[c]}) <= max(2, min(20, len(values[c]) // 3))]
+        roles["label"] = max(few, key=label_score, default=None)
+        varied = [c for c in integers if c != roles["label"]]
+        roles["position"] = max(varied, key=lambda c: len(set(values[c])), default=None)
+    if roles["group"] is None:
+        roles["group"] = next((c for c in accessions if c not in (roles["sequence"], roles["label"])), None)
+    return roles
+
+
+def describe_layout(roles: dict[str, Any], header: bool, *, explicit_ids: bool = False) -> str:
+    """One line saying how ids, groups and positions are made from the columns."""
+    def col(c: str) -> str:
+        return f"'{c}'" if header else f"column {c}"
+
+    ids = roles.get("id") or []
+    if ids:
+        made = " + ".join(col(c) for c in ids)
+        parts = [f"ids from {made}" + ("" if explicit_ids or len(ids) > 1 else " (repeats get _2, _3, ...)")]
+    else:
+        parts = ["ids numbered row1, row2, ..."]
+    parts.append(f"sequences from {col(roles['sequence'])}" if roles.get("sequence") else "no sequence column found")
+    if roles.get("label"):
+        parts.append(f"labels from {col(roles['label'])}")
+    parts.append(f"proteins (for grouped splits) from {col(roles['group'])}" if roles.get("group")
+                 else "proteins from the UniProt accession in the id")
+    if roles.get("position"):
+        parts.append(f"site positions from {col(roles['position'])}")
+    return "; ".join(parts) + "."
+
+
+def _layout(head: list[list[str]], header: str, delimiter: str) -> TableLayout:
+    detected, why = detect_header(head)
+    has_header = detected if header == "auto" else header == "yes"
+    if has_header:
+        columns = _unique_names([cell.strip() for cell in head[0]]) if head else []
+        body = head[1:]
+    else:
+        columns = [str(i) for i in range(max((len(r) for r in head), default=0))]
+        body = head
+    roles = guess_roles(columns, body, has_header)
+    return TableLayout(kind="table", delimiter=delimiter, header=has_header, header_detected=detected,
+                       columns=columns, rows=[list(r) for r in body[:_PREVIEW_ROWS]], roles=roles,
+                       summary=describe_layout(roles, has_header), why=why)
+
+
+def sniff(path: PathLike, *, display_name: str | None = None, header: str = "auto") -> TableLayout:
+    """How a file is laid out (TableLayout): FASTA, or a table with or without a header row, its
+    first rows and the guessed role of each column. read_table decides the same way."""
+    path = Path(path)
+    name = display_name or str(path)
+    lim = limits()
+    encoding = _sniff_encoding(path, name, lim)
+    try:
+        return _sniff(path, name, encoding, lim, header)
+    except UnicodeDecodeError:
+        return _sniff(path, name, "latin-1", lim, header)
+
+
+def _sniff(path: Path, name: str, encoding: str, lim: Limits, header: str) -> TableLayout:
+    with _open_text(path, name, encoding, lim) as stream:
+        first, pieces = _first_text(_pieces(stream))
+        kind = file_kind(Path(name), first)
+        if kind == "fasta":
+            return TableLayout(kind="fasta", summary="FASTA: ids and labels from the header lines.")
+        head = [row for _, _, row in itertools.islice(_data_rows(pieces, name, kind, lim), _HEAD_ROWS)]
+    return _layout(head, header, kind)
+
+
+def _column(columns: list[str], chosen: str | int | None, setting: str, name: str, what: str) -> str | None:
+    """The column a user chose, by name (any case) or 0-based number."""
+    if chosen is None:
+        return None
+    text = str(chosen).strip()
+    if text in columns:
+        return text
+    lower = {c.lower(): c for c in reversed(columns)}
+    if text.lower() in lower:
+        return lower[text.lower()]
+    if re.fullmatch(r"\d+", text) and int(text) < len(columns):
+        return columns[int(text)]
+    error = LabelError if what == "label" else DataError
+    shown = ", ".join(f"{i}: '{c}'" for i, c in enumerate(columns))
+    raise error(
+        f"{name}: there is no column {text!r} for the {what}s; the columns are {shown}. "
+        f"Choose one of those with {{{setting}}}, by name or by number (counting from 0)."
+    )
+
+
+def _resolve_roles(layout: TableLayout, name: str, *, label_source: str, label_column, id_columns,
+                   sequence_column, group_column, position_column) -> dict[str, Any]:
+    """The column of each role: the user's choice where given, else the guess."""
+    cols, guess = layout.columns, layout.roles
+    roles = dict(guess)
+    roles["sequence"] = _column(cols, sequence_column, "sequence_column", name, "sequence") or guess["sequence"]
+    if roles["sequence"] is None:
+        raise DataError(
+            f"{name}: no sequence column found among the columns {cols}. Name it one of "
+            f"{', '.join(SEQUENCE_COLUMNS)}, or choose it with {{sequence_column}}."
+        )
+    roles["label"] = None
+    if label_source != "none":
+        roles["label"] = _column(cols, label_column, "label_column", name, "label") or guess["label"]
+        if roles["label"] is None:
+            raise LabelError(
+                f"{name}: no label column found among the columns {cols}. Choose the column that holds the "
+                "classes with {label_column}, name it 'label', or read the file without labels."
+            )
+    if id_columns is not None:
+        roles["id"] = [_column(cols, c, "id_columns", name, "id") for c in id_columns]
+    roles["group"] = _column(cols, group_column, "group_column", name, "group") or guess["group"]
+    roles["position"] = _column(cols, position_column, "position_column", name, "position") or guess["position"]
+    return roles
+
+
 def _parse_delimited(
     pieces: Iterable[_Piece],
     name: str,
@@ -623,70 +933,103 @@ def _parse_delimited(
     delimiter: str,
     label_source: str,
     label_column: str | None,
-    id_column: str | None,
+    id_columns: Sequence[str] | None,
     sequence_column: str | None,
+    group_column: str | None,
+    position_column: str | None,
+    header: str,
     label: str | None,
     lim: Limits,
 ) -> pd.DataFrame:
-    # A sequence cell may be as long as a record may be; only ever raised, never lowered.
-    csv.field_size_limit(max(csv.field_size_limit(), _max_line(lim)))
-    linenos: list[int] = []  # the lines the reader took for the row it returns
-    reader = csv.reader(_table_lines(pieces, name, delimiter, lim, linenos), delimiter=delimiter)
-    header: list[str] | None = None
-    records: _Records | None = None
-    extra: dict[str, list[str]] = {}  # the columns plmcore does not use, kept as they are
-    try:
-        for row in reader:
-            start, end = linenos[0], linenos[-1]
-            linenos.clear()
-            if not any(cell.strip() for cell in row):
-                continue
-            if header is None:
-                _check_columns(len(row), name, start, lim, partial=False)
-                header = _unique_names([cell.strip() for cell in row])
-                continue
-            if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-                raise DataError(
-                    f"{name}:{start}: this row has {len(row)} fields but the header has "
-                    f"{len(header)}. Check the delimiter ({_delimiter_name(delimiter)}) and "
-                    "that text containing it is quoted."
-                )
-            if records is None:
-                seq_col, id_col, lab_col = _choose_columns(
-                    header, name, "none" if label is not None else label_source, label_column, id_column,
-                    sequence_column,
-                )
-                index = {col: i for i, col in enumerate(header)}
-                extra = {col: [] for col in header if col not in (seq_col, id_col, lab_col)}
-                records = _Records(name, lim)
-            _check_cells(len(records) + 1, len(header), name, start, lim)
-            cells = (row + [""] * len(header))[: len(header)]
-            record_id = (cells[index[id_col]].strip() if id_col else "") or f"row{len(records) + 1}"
-            if lab_col is not None:
-                row_label = cells[index[lab_col]].strip() or None
-            else:
-                row_label = None if label is None else str(label).strip()
-            if end > start and delimiter in cells[index[seq_col]]:
-                raise DataError(
-                    f"{name}:{start}: the sequence of record '{record_id}' runs on to line {end} "
-                    "and holds the delimiter: a quote (\") opened on that row is not closed. "
-                    "Close or remove it."
-                )
-            records.add(record_id, cells[index[seq_col]], row_label, start)
-            for col, values in extra.items():
-                values.append(cells[index[col]])
-    except csv.Error as exc:
-        raise DataError(
-            f"{name}:{(linenos or ['?'])[-1]}: cannot read the table ({exc}). Check quoting and the "
-            "delimiter, or save the file again as CSV from your spreadsheet program."
-        ) from exc
-    if records is None:
+    rows = _data_rows(pieces, name, delimiter, lim)
+    head = list(itertools.islice(rows, _HEAD_ROWS))
+    if not head:
+        raise EmptyInputError(f"{name} holds no records. Upload a table with one row per sequence.")
+    layout = _layout([row for _, _, row in head], header, delimiter)
+    body = itertools.chain(head[1:] if layout.header else head, rows)
+    columns = layout.columns
+    roles = _resolve_roles(layout, name, label_source="none" if label is not None else label_source,
+                           label_column=label_column, id_columns=id_columns, sequence_column=sequence_column,
+                           group_column=group_column, position_column=position_column)
+    index = {col: i for i, col in enumerate(columns)}
+    seq_i, lab_col, id_cols = index[roles["sequence"]], roles["label"], roles["id"]
+    kept = {"group": roles["group"], "position": roles["position"]}
+    used = {roles["sequence"], lab_col, *id_cols, *kept.values()} - {None}
+    extra: dict[str, list[str]] = {col: [] for col in columns if col not in used}
+    made: dict[str, list[str]] = {k: [] for k, col in kept.items() if col is not None}
+    records = _Records(name, lim)
+    width = len(columns)
+    for start, end, row in body:
+        if len(row) > width and any(cell.strip() for cell in row[width:]):
+            raise DataError(
+                f"{name}:{start}: this row has {len(row)} fields but the "
+                f"{'header has' if layout.header else 'first rows have'} {width}. Check the delimiter "
+                f"({_delimiter_name(delimiter)}) and that text containing it is quoted."
+            )
+        _check_cells(len(records) + 1, width, name, start, lim)
+        cells = (row + [""] * width)[:width]
+        record_id = "_".join(p for p in (cells[index[c]].strip() for c in id_cols) if p) or f"row{len(records) + 1}"
+        if lab_col is not None:
+            row_label = cells[index[lab_col]].strip() or None
+        else:
+            row_label = None if label is None else str(label).strip()
+        if end > start and delimiter in cells[seq_i]:
+            raise DataError(
+                f"{name}:{start}: the sequence of record '{record_id}' runs on to line {end} "
+                "and holds the delimiter: a quote (\") opened on that row is not closed. "
+                "Close or remove it."
+            )
+        records.add(record_id, cells[seq_i], row_label, start)
+        for col, values in extra.items():
+            values.append(cells[index[col]])
+        for key, values in made.items():
+            values.append(cells[index[kept[key]]].strip())
+    if not len(records):
         raise EmptyInputError(
-            f"{name} holds no records{' (only a header line)' if header else ''}. Upload a table "
-            "with a header line and one row per sequence."
+            f"{name} holds no records (only a header line). Upload a table with a header line and one row "
+            "per sequence."
         )
+    warnings = _unique_ids(records, name, explicit=id_columns is not None, columns=id_cols, header=layout.header)
     # Keep an unused column that clashes with ours under a new name, never drop it.
-    return records.frame({f"{col}_original" if col in BASE_COLUMNS else col: v for col, v in extra.items()})
+    ours = {*BASE_COLUMNS, *made}
+    table = records.frame({**{f"{col}_original" if col in ours else col: v for col, v in extra.items()}, **made})
+    table.attrs["warnings"] = warnings
+    table.attrs["layout"] = describe_layout(roles, layout.header, explicit_ids=id_columns is not None)
+    return table
+
+
+def _unique_ids(records: _Records, name: str, *, explicit: bool, columns: list[str], header: bool) -> list[str]:
+    """Make repeated ids unique (Q9UQC2, Q9UQC2_2, ...) with a warning; refuse them when the user chose the
+    id columns. Returns the warnings."""
+    rows: dict[str, list[int]] = {}
+    for i, rid in enumerate(records.ids):
+        rows.setdefault(rid, []).append(i)
+    repeated = {rid: r for rid, r in rows.items() if len(r) > 1}
+    if not repeated:
+        return []
+    shown = [f"'{rid}' (lines {', '.join(records.sources[i].rsplit(':', 1)[-1] for i in r[:3])}"
+             f"{', ...' if len(r) > 3 else ''})" for rid, r in list(repeated.items())[:3]]
+    what = " + ".join(f"'{c}'" if header else f"column {c}" for c in columns) or "the id column"
+    if explicit:
+        raise DuplicateIdError(
+            f"{name}: the ids made from {what} repeat: {'; '.join(shown)}"
+            f"{f' and {len(repeated) - 3} more' if len(repeated) > 3 else ''}. Choose columns that together "
+            "name each row once with {id_columns} (e.g. the accession and the site position), or leave the "
+            "ids to be numbered."
+        )
+    taken = set(records.ids)
+    for rid, r in repeated.items():
+        k = 2
+        for i in r[1:]:
+            while f"{rid}_{k}" in taken:
+                k += 1
+            records.ids[i] = f"{rid}_{k}"
+            taken.add(records.ids[i])
+            k += 1
+    n = sum(len(r) - 1 for r in repeated.values())
+    return [f"{name}: {plural(len(repeated), 'id')} from {what} repeat ({'; '.join(shown)}); {n} repeated "
+            f"{'row was' if n == 1 else 'rows were'} given unique ids with _2, _3, ... To build ids from "
+            "several columns instead, choose them with {id_columns} (e.g. the accession and the site)."]
 
 
 def _table_lines(
@@ -744,35 +1087,6 @@ def _check_cells(rows: int, columns: int, name: str, lineno: int, lim: Limits) -
     )
 
 
-def _choose_columns(
-    header: list[str],
-    name: str,
-    label_source: str,
-    label_column: str | None,
-    id_column: str | None,
-    sequence_column: str | None,
-) -> tuple[str, str | None, str | None]:
-    """The sequence, id and label columns of a table (id and label may be None)."""
-    lower = {col.lower(): col for col in reversed(header)}
-    seq_col = _pick_column(header, lower, sequence_column, SEQUENCE_COLUMNS, name, "sequence")
-    if seq_col is None:
-        raise DataError(
-            f"{name}: no sequence column found among the columns {header}. Name it one of "
-            f"{', '.join(SEQUENCE_COLUMNS)}, or choose it with sequence_column=..."
-        )
-    id_col = _pick_column(header, lower, id_column, ID_COLUMNS, name, "id")
-    lab_col: str | None = None
-    if label_source != "none":
-        lab_col = _pick_column(header, lower, label_column, LABEL_COLUMNS, name, "label")
-        if lab_col is None:
-            raise LabelError(
-                f"{name}: no label column found among the columns {header}. Choose the column "
-                "that holds the classes with label_column=..., name it 'label', or read the "
-                "file without labels (label_source='none')."
-            )
-    return seq_col, id_col, lab_col
-
-
 def _unique_names(names: list[str]) -> list[str]:
     seen: dict[str, int] = {}
     out = []
@@ -787,38 +1101,16 @@ def _unique_names(names: list[str]) -> list[str]:
     return out
 
 
-def _pick_column(
-    header: list[str],
-    lower: dict[str, str],
-    chosen: str | None,
-    candidates: Sequence[str],
-    name: str,
-    what: str,
-) -> str | None:
-    if chosen is not None:
-        if chosen in header:
-            return chosen
-        if chosen.lower() in lower:
-            return lower[chosen.lower()]
-        error = LabelError if what == "label" else DataError
-        raise error(
-            f"{name}: there is no column {chosen!r} for the {what}s; the columns are {header}. "
-            f"Choose one of those as {what}_column."
-        )
-    for candidate in candidates:
-        if candidate in lower:
-            return lower[candidate]
-    return None
-
-
 def _delimiter_name(delimiter: str) -> str:
     return {"\t": "tab", ",": "comma", ";": "semicolon"}.get(delimiter, repr(delimiter))
 
 
 def read_labelled_files(
-    files: dict[str, PathLike], *, display_names: dict[str, str] | None = None
+    files: dict[str, PathLike], *, display_names: dict[str, str] | None = None, **options: Any
 ) -> pd.DataFrame:
-    """Read one file per class ({class name: path}); every record gets its file's class."""
+    """Read one file per class ({class name: path}); every record gets its file's class.
+
+    `options` go to read_table (for tables: header, id_columns, sequence_column, ...)."""
     if not files:
         raise ConfigError("No files given: pass one file per class, e.g. {'1': 'pos.fasta'}.")
     names = display_names or {}
@@ -829,11 +1121,29 @@ def read_labelled_files(
                 path,
                 label=str(class_name),
                 display_name=names.get(class_name),
+                **options,
             )
         )
-    table = pd.concat(tables, ignore_index=True)
+    table = concat_tables(tables)
     table["label"] = table["label"].astype(object)
     return table
+
+
+def concat_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Tables read from several files as one, keeping the warnings each read raised."""
+    out = pd.concat(tables, ignore_index=True)
+    out.attrs = {"warnings": [w for t in tables for w in t.attrs.get("warnings") or []]}
+    return out
+
+
+def class_of_file(file_name: str) -> str:
+    """The class a per-class file names: its name without folders, suffixes and a train/test prefix
+    ("test_Pos_ST.fasta" -> "Pos_ST")."""
+    stem = Path(file_name).name
+    stem = re.sub(r"(\.gz)?$", "", stem, flags=re.I)
+    stem = Path(stem).stem if Path(stem).suffix.lower() in (*FASTA_SUFFIXES, *CSV_SUFFIXES, *TSV_SUFFIXES, ".txt") \
+        else stem
+    return re.sub(r"^(train(ing)?|test(ing)?|val(idation)?)[_\-. ]+", "", stem, flags=re.I) or stem
 
 
 def parse_fasta_text(text: str, *, display_name: str = "pasted") -> pd.DataFrame:
@@ -1187,6 +1497,7 @@ def validate(
             "Read files with read_table() or name the columns 'id' and 'sequence'."
         )
     c = _Check.of(table)
+    c.warnings.extend(Issue("warning", "read", w) for w in table.attrs.get("warnings") or [])
     if not len(c.table):
         return ValidationReport(table=c.table, errors=[Issue(
             "error", "empty", "No records to check: the input holds no sequences. Upload a FASTA or CSV file "
@@ -1401,13 +1712,14 @@ def positive_class(classes: list[str]) -> str | None:
 # --------------------------------------------------------------------------- sites
 
 
-def site_window(protein: str, position: int, length: int, pad: str = PAD_CHAR) -> str:
-    """The ``length``-residue window centred on 1-based ``position``, padded at the ends."""
+def site_window(protein: str, position: int, length: int, pad: str | None = PAD_CHAR) -> str:
+    """The ``length``-residue window centred on 1-based ``position``, padded at the protein's ends
+    with ``pad``, or cut there (shorter) when ``pad`` is None."""
     if isinstance(length, bool) or not isinstance(length, int) or length < 1 or length % 2 == 0:
         raise ConfigError(
             f"length must be a positive odd number so the site sits in the middle; got {length!r}."
         )
-    if not isinstance(pad, str) or len(pad) != 1:
+    if pad is not None and (not isinstance(pad, str) or len(pad) != 1):
         raise ConfigError(f"pad must be a single character; got {pad!r}.")
     if isinstance(position, bool) or not isinstance(position, (int, np.integer)):
         raise ConfigError(f"position must be an integer (1-based); got {position!r}.")
@@ -1420,17 +1732,34 @@ def site_window(protein: str, position: int, length: int, pad: str = PAD_CHAR) -
     centre = int(position) - 1
     left = protein[max(0, centre - half) : centre]
     right = protein[centre + 1 : centre + 1 + half]
+    if pad is None:
+        return left + protein[centre] + right
     return pad * (half - len(left)) + left + protein[centre] + right + pad * (half - len(right))
 
 
 def window_info(table: pd.DataFrame) -> dict[str, Any]:
-    """Whether all sequences are equal-length odd windows, their length and centre residues."""
+    """Whether the sequences are site windows: their (longest) length, centre residues and ends.
+
+    Equal-length odd windows are site windows whose ends were padded ("pad"). Windows of different
+    lengths (DephosNet: up to 121 residues, shorter near protein ends) count when the longest length
+    is odd, at least half the windows have it, and their centres hold at most 3 residue types; their
+    ends are "cut" at the protein's ends, and scanning a protein cuts its windows the same way.
+    """
     sequences = [str(s) for s in table["sequence"]] if "sequence" in table.columns else []
-    lengths = {len(s) for s in sequences}
-    length = lengths.pop() if len(lengths) == 1 else None
-    aligned = length is not None and length % 2 == 1
-    centres = sorted({s[length // 2] for s in sequences}) if aligned and length else []
-    return {"aligned": aligned, "length": length, "center_residues": centres}
+    lengths = [len(s) for s in sequences]
+    none = {"aligned": False, "length": None, "center_residues": [], "ends": "pad"}
+    if not lengths:
+        return none
+    longest = max(lengths)
+    if len(set(lengths)) == 1:
+        aligned = longest % 2 == 1
+        centres = sorted({s[longest // 2] for s in sequences}) if aligned else []
+        return {"aligned": aligned, "length": longest, "center_residues": centres, "ends": "pad"}
+    full = [s for s in sequences if len(s) == longest]
+    centres = sorted({s[longest // 2] for s in full})
+    if longest % 2 == 1 and len(full) >= len(sequences) / 2 and len(centres) <= 3:
+        return {"aligned": True, "length": longest, "center_residues": centres, "ends": "cut"}
+    return none
 
 
 def accession_of(record_id: str) -> str | None:
@@ -1455,7 +1784,7 @@ def accession_of(record_id: str) -> str | None:
 # --------------------------------------------------------------------------- per-residue labels
 
 SITE_ID_COLUMNS = ("id", "protein", "protein_id", "accession", "entry", "name")
-SITE_POSITION_COLUMNS = ("position", "pos", "site", "residue_position")
+SITE_POSITION_COLUMNS = POSITION_COLUMNS
 
 
 def read_sites(path: PathLike, *, display_name: str | None = None) -> pd.DataFrame:

@@ -300,7 +300,7 @@ def position_enrichment(table: pd.DataFrame, positive: str, pseudocount: float =
     positions relative to the centre (-16 .. +16 for 33-residue windows).
     """
     info = D.window_info(table)
-    if not info["aligned"] or positive is None:
+    if not info["aligned"] or info["ends"] != "pad" or positive is None:
         return None
     L = info["length"]
     arr = np.array([list(s) for s in table["sequence"]])

@@ -3,12 +3,50 @@
 from __future__ import annotations
 
 import errno
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+# "{sequence_column}" in a message names a setting; it is shown as the CLI flag (--sequence-column)
+# or as the app's widget, from the setting's declaration (plmcore.config: flag and widget).
+_SETTING = re.compile(r"\{([a-z_]+)\}")
+
+
+def setting_name(name: str, where: str = "cli") -> str | None:
+    """How a setting is named to a user of `where` ("cli" or "app"); None for an unknown name."""
+    from plmcore import config
+
+    for cls in (config.DataSpec, config.TrainConfig):
+        try:
+            s = config.spec(cls, name)
+        except PlmcoreError:
+            continue
+        if where == "app":
+            return s.get("widget") or f"'{s.get('label') or name.replace('_', ' ')}'"
+        return s["flag"] or "--" + name.replace("_", "-")
+    return None
+
+
+def render_settings(text: str, where: str = "cli") -> str:
+    """`text` with each {setting} named for `where` ("cli": the flag; "app": the widget)."""
+    if "{" not in text:
+        return text
+    return _SETTING.sub(lambda m: setting_name(m.group(1), where) or m.group(0), text)
+
 
 class PlmcoreError(Exception):
-    """Base class for every error plmcore raises on purpose."""
+    """Base class for every error plmcore raises on purpose.
+
+    A message may name settings as {setting_name}: str(exc) shows the command-line flag,
+    exc.render("app") the app's widget, so one message serves both.
+    """
+
+    def render(self, where: str = "cli") -> str:
+        """The message with its settings named for `where` ("cli" or "app")."""
+        return render_settings(Exception.__str__(self), where)
+
+    def __str__(self) -> str:
+        return self.render("cli")
 
 
 class ConfigError(PlmcoreError, ValueError):

@@ -75,12 +75,15 @@ def leakage_report(
             f"identity_threshold must be a fraction above 0 and at most 1 (e.g. 0.5); got {identity_threshold!r}."
         )
     identity_threshold = float(identity_threshold)
+    if group_column is not None and all(group_column not in f.columns and "group" in f.columns for f in (train, test)):
+        group_column = "group"  # the file's column, kept as 'group' when the tables were read
     if group_column is not None:
         for frame, name in ((train, "training"), (test, "test")):
             if group_column not in frame.columns:
                 raise DataError(
                     f"The {name} table has no column {group_column!r} to group by (columns: "
-                    f"{list(frame.columns)}). Add it to both tables or group by accession (group_column=None)."
+                    f"{list(frame.columns)}). Add it to both tables, or leave {{group_column}} unset to group by "
+                    "the accession in the ids."
                 )
     tr, te = _side(train, group_column), _side(test, group_column)
     aligned = len({len(s) for s in tr.seqs + te.seqs}) == 1
@@ -94,7 +97,9 @@ def leakage_report(
     report: dict[str, Any] = {
         "n_test": len(te.ids),
         "n_train": len(tr.ids),
-        "grouping": f"column '{group_column}'" if group_column else "UniProt accession in the id (isoforms merged)",
+        "grouping": f"column '{group_column}'" if group_column else (
+            "the group column chosen when the data was read" if "group" in train.columns
+            else "UniProt accession in the id (isoforms merged)"),
         "protein_overlap": proteins,
         "overlapping_windows": overlaps,
         "duplicates": duplicates,

@@ -243,7 +243,9 @@ def scan_proteins(
     rows = []
     for pid, seq in proteins:
         for pos in candidate_positions(seq, residues):
-            rows.append((pid, pos, seq[pos - 1], D.site_window(seq, pos, window)))
+            # windows near a protein's end as in training: padded with X, or cut short (data.window_info)
+            pad = None if loaded.lab.window_ends == "cut" else D.PAD_CHAR
+            rows.append((pid, pos, seq[pos - 1], D.site_window(seq, pos, window, pad)))
     df = pd.DataFrame(rows, columns=["protein_id", "position", "residue", "window"])
     if df.empty:
         df["probability"] = pd.Series(dtype=float)

@@ -241,12 +241,15 @@ def load_split(path: Path | str) -> pd.DataFrame:
 
 
 def protein_groups(table: pd.DataFrame, column: str | None = None) -> pd.Series:
-    """Per row, the protein a record comes from: ``column`` if given, else the id's accession.
+    """Per row, the protein a record comes from: ``column`` if given, else the table's ``group``
+    column (read_table keeps the group column there), else the id's accession.
 
     Accessions are parsed with :func:`plmcore.data.accession_of` (isoform suffix dropped, so
     P04629 and P04629-2 are one protein); ids without a recognisable accession are their own
     group.
     """
+    if column is not None and column not in table.columns and "group" in table.columns:
+        column = "group"  # the file's column, kept as 'group' when the table was read
     if column is not None:
         if column not in table.columns:
             raise DataError(
@@ -258,6 +261,8 @@ def protein_groups(table: pd.DataFrame, column: str | None = None) -> pd.Series:
         ids = table["id"] if "id" in table.columns else pd.Series(range(len(table)), index=table.index)
         out = [str(ids.iloc[i]) if _missing(v) or not str(v).strip() else str(v).strip() for i, v in enumerate(values)]
         return pd.Series(out, index=table.index, name="group", dtype=object)
+    if "group" in table.columns:  # the protein column chosen (or found) when the table was read
+        return protein_groups(table, "group")
     if "id" not in table.columns:
         raise DataError(
             f"The table has no 'id' column to read accessions from (columns: {list(table.columns)}). "

@@ -152,6 +152,7 @@ class Labelling:
     window_length: int | None = None
     aligned: bool = False
     center_residues: list[str] = field(default_factory=list)
+    window_ends: str = "pad"  # site windows near protein ends: "pad"ded with X, or "cut" short (data.window_info)
     target_mean: float | None = None  # regression, when targets are standardised
     target_sd: float | None = None
     residues: str | None = None  # per-residue: the residue types that count

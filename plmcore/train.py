@@ -43,16 +43,21 @@ def read_labelled(spec, residues: str | None = None) -> tuple[pd.DataFrame, pd.D
 
     With a sites table (per-residue labels), each protein's label is its track (data.residue_tracks).
     """
-    kw = dict(label_source=spec.label_source, label_column=spec.label_column, id_column=spec.id_column,
-              sequence_column=spec.sequence_column)
+    kw = dict(label_source=spec.label_source, label_column=spec.label_column, id_columns=spec.id_columns,
+              sequence_column=spec.sequence_column, group_column=spec.group_column,
+              position_column=spec.position_column, header=spec.header)
+    layout = {k: v for k, v in kw.items() if k != "label_source"}
     if spec.class_files:
-        table = D.read_labelled_files(dict(spec.class_files))
+        table = D.read_labelled_files(dict(spec.class_files), **layout)
     elif spec.train:
-        table = pd.concat([D.read_table(p, **kw) for p in spec.train], ignore_index=True)
+        table = D.concat_tables([D.read_table(p, **kw) for p in spec.train])
     else:
         raise ConfigError("no training data: give files (CLI: --train FILE, --class-file CLASS=FILE, or --split-file "
                           "CSV with a split made before)")
-    test = D.read_table(spec.test, **kw) if spec.test else None
+    if spec.test_class_files:
+        test = D.read_labelled_files(dict(spec.test_class_files), **layout)
+    else:
+        test = D.read_table(spec.test, **kw) if spec.test else None
     if spec.sites_file:
         sites = D.read_sites(spec.sites_file)
         table = D.residue_tracks(table, sites, residues)
@@ -312,6 +317,7 @@ class Trainer:
             info = D.window_info(train_rows)
             lab.window_length, lab.aligned, lab.center_residues = (info["length"], info["aligned"],
                                                                    info["center_residues"])
+            lab.window_ends = info["ends"]
         self.lab, self.classes, self.positive = lab, lab.classes, lab.positive
         self.stop_key = tasks.stop_metric(config, task)
         log.info("Task: %s (%s)", task, "chosen" if config.task != "auto" else

@@ -93,7 +93,7 @@ def test_dephos_train_reads_and_validates(shared_data: Path) -> None:
     assert (table["label"] == "1").sum() == 101
     report = validate(table)
     assert report.ok and report.errors == [] and report.warnings == []
-    assert window_info(report.table) == {"aligned": True, "length": 33, "center_residues": ["Y"]}
+    assert window_info(report.table) == {"aligned": True, "length": 33, "center_residues": ["Y"], "ends": "pad"}
     assert table["source"].iloc[1].endswith("train_sequences.fasta:3")
     accessions = [accession_of(rid) for rid in table["id"]]
     assert all(accessions)
@@ -230,7 +230,7 @@ def test_unknown_extension_is_sniffed(tmp_path: Path) -> None:
 
 def test_csv_without_sequence_column(tmp_path: Path) -> None:
     path = write(tmp_path / "in.csv", "id,residues,label\na,MKT,1\n")
-    with pytest.raises(DataError, match=r"no sequence column.*'residues'.*sequence_column"):
+    with pytest.raises(DataError, match=r"no sequence column.*'residues'.*--sequence-column"):
         read_table(path)
     with pytest.raises(DataError, match="no column 'aa'"):
         read_table(path, sequence_column="aa")
@@ -662,11 +662,12 @@ def test_site_window_errors() -> None:
 
 def test_window_info() -> None:
     aligned = pd.DataFrame({"sequence": ["AAYAA", "CCSCC", "GGYGG"]})
-    assert window_info(aligned) == {"aligned": True, "length": 5, "center_residues": ["S", "Y"]}
-    ragged = pd.DataFrame({"sequence": ["AAYAA", "CCSC"]})
-    assert window_info(ragged) == {"aligned": False, "length": None, "center_residues": []}
+    assert window_info(aligned) == {"aligned": True, "length": 5, "center_residues": ["S", "Y"], "ends": "pad"}
+    # fewer than half of the sequences have the longest length: not site windows
+    ragged = pd.DataFrame({"sequence": ["AAYAA", "CCSC", "GGG"]})
+    assert window_info(ragged) == {"aligned": False, "length": None, "center_residues": [], "ends": "pad"}
     even = pd.DataFrame({"sequence": ["AAYA", "CCSC"]})
-    assert window_info(even) == {"aligned": False, "length": 4, "center_residues": []}
+    assert window_info(even) == {"aligned": False, "length": 4, "center_residues": [], "ends": "pad"}
 
 
 @pytest.mark.parametrize(
