@@ -11,6 +11,7 @@ from plmcore import figures as F
 from plmcore import splits as S
 from plmcore import tasks, ui
 from plmcore.config import DataSpec
+from plmcore.errors import DataError, PlmcoreError
 from plmcore.leakage import leakage_report
 from plmcore.splits import make_split
 
@@ -24,9 +25,9 @@ def _show_report(report: D.ValidationReport, what: str) -> None:
         st.error(f"{what}: {len(report.errors)} problem(s) must be fixed before this data can be used. "
                  "Nothing was saved; datasets already loaded are unchanged.")
         for issue in report.errors[:25]:
-            st.markdown(f"- :red[**{issue.code}**] {ui.md(issue.message)}")
+            st.markdown(f"- :red[**{issue.code}**] {ui.md(issue.render('app'))}")
     for issue in report.warnings:
-        st.warning(f"{what}: {ui.md(issue.message)}")
+        st.warning(f"{what}: {ui.md(issue.render('app'))}")
 
 
 def _finish(name: str, table_report: D.ValidationReport, test_report: D.ValidationReport | None, meta: dict) -> None:
@@ -41,24 +42,81 @@ def _finish(name: str, table_report: D.ValidationReport, test_report: D.Validati
                + (f", plus {len(test_report.table)} test sequences" if test_report is not None else "") + ".")
 
 
-def _label_choice(upload, key: str) -> dict:
-    """Where labels come from for one uploaded file: header tags (FASTA) or a column (tables)."""
+READ_OPTIONS = ("label_source", "label_column", "header", "sequence_column", "id_columns", "group_column",
+                "position_column")
+ROLE_WORDS = {"sequence": "sequence", "label": "label", "id": "id part", "group": "group (protein)",
+              "position": "position"}
+ROLES_ONE = ("sequence", "label", "group", "position")  # roles that only one column may hold
+
+
+def _layout_choice(upload, key: str) -> dict:
+    """How to read an uploaded file: FASTA header tags, or a table's header row and column mapper.
+
+    Returns read_table's options, as the CLI names them, saved with the dataset."""
+    header = st.session_state.get(f"{key}_header", "auto")
     with ui.upload_paths(upload) as (path,):
-        try:
-            kind = D.sniff(path, display_name=upload.name)
-        except Exception:  # noqa: BLE001 - the full read below reports the problem properly
-            kind = "fasta"
-    if kind == "table":
-        try:
-            columns = list(ui.read_upload(upload, label_source="none").columns)
-        except Exception:  # the full read below reports the problem properly
-            columns = []
-        columns = [c for c in columns if c not in ("source",)] or ["label"]
-        default = next((i for i, c in enumerate(columns) if c.lower() in ("label", "labels", "class")), 0)
-        column = st.selectbox("Label column", columns, index=default, key=f"{key}_column")
-        return {"label_source": "column", "label_column": column}
-    st.caption("Labels are read from the FASTA headers: `LABEL=1`, `label=pos`, or the last `|` field.")
-    return {"label_source": "header"}
+        layout = D.sniff(path, display_name=upload.name, header=header)
+    if layout.kind == "fasta":
+        st.caption("Labels are read from the FASTA headers: `LABEL=1`, `label=pos`, or the last `|` field.")
+        return {"label_source": "header"}
+    detected = "a header row" if layout.header_detected else "no header row"
+    ui.setting_input(DataSpec, "header", key=f"{key}_header", radio=True,
+                     label=f"Header row (detected: {detected}, as {layout.why})")
+    st.caption("First rows of the file")
+    st.dataframe(layout.preview(), width="stretch", hide_index=True, key=f"{key}_preview")
+    st.markdown("**Column mapper**: what each column holds. A column may hold more than one role "
+                "(an accession can be an id part and the group).")
+    roles = _column_mapper(layout, key)
+    picked = {r: [c for c, held in roles.items() if r in held] for r in ROLE_WORDS}
+    for r in ROLES_ONE:
+        if len(picked[r]) > 1:
+            raise DataError(f"Only one column can hold the '{ROLE_WORDS[r]}' role; {', '.join(picked[r])} all do. "
+                    "Take it off all but one.")
+    one = {r: (picked[r] or [None])[0] for r in ROLES_ONE}
+    explicit = picked["id"] != layout.roles["id"]
+    st.info(D.describe_layout({**one, "id": picked["id"]}, layout.header, explicit_ids=explicit))
+    return {"label_source": "column", "header": header,
+            "sequence_column": one["sequence"], "label_column": one["label"],
+            "id_columns": picked["id"] if explicit else None, "group_column": one["group"],
+            "position_column": one["position"]}
+
+
+def _column_mapper(layout: D.TableLayout, key: str) -> dict[str, list[str]]:
+    """One row per column: its name, first values and its roles (guessed, then as the user sets them)."""
+    def held(col: str, role: str) -> bool:
+        guess = layout.roles.get(role)
+        return col in guess if isinstance(guess, list) else col == guess
+
+    guessed = {c: [r for r in ROLE_WORDS if held(c, r)] for c in layout.columns}
+    out = {}
+    for i, col in enumerate(layout.columns):
+        c1, c2, c3 = st.columns([1, 3, 3])
+        c1.markdown(f"**{ui.md(col)}**" if layout.header else f"**column {i}**")
+        values = [r[i] if i < len(r) else "" for r in layout.rows[:3]]
+        c2.caption(ui.md(", ".join(v if len(v) <= 24 else v[:21] + "…" for v in values)))
+        out[col] = c3.multiselect(f"Roles of column {col}", list(ROLE_WORDS), default=guessed[col],
+                                  format_func=ROLE_WORDS.get, key=f"{key}_role_{int(layout.header)}_{i}",
+                                  label_visibility="collapsed", placeholder="ignore")
+    return out
+
+
+def _class_counts(table: pd.DataFrame) -> None:
+    counts = table["label"].value_counts()
+    order = D.classes_of(counts.index)
+    st.caption("Classes found: " + ", ".join(f"{ui.md(c)} ({counts[c]})" for c in order[:20])
+               + (f", … {len(order) - 20} more" if len(order) > 20 else ""))
+
+
+def _classes_of_files(uploads: list, key: str) -> dict:
+    """{class: upload}, the class from each file's name (editable); two files of one class are refused."""
+    classes = {}
+    for i, up in enumerate(uploads):
+        name = st.text_input(f"Class of {ui.md(up.name)}", value=D.class_of_file(up.name), key=f"{key}_{i}")
+        if name in classes:
+            ui.fail(f"{up.name} and {classes[name].name} both have the class '{name}'; give each file its own "
+                    "class.")
+        classes[name] = up
+    return classes
 
 
 def add_dataset() -> None:
@@ -84,31 +142,43 @@ def add_dataset() -> None:
                                            type=ui.UPLOAD_TYPES)
             if upload is None:
                 return
-            labels = _label_choice(upload, "data_labels")
-            if st.button("Check and save", key="data_save", type="primary"):
-                report = D.validate(ui.read_upload(upload, **labels))
+            table, options = None, {}
+            try:  # problems are shown here, before saving, and the earlier datasets stay as they are
+                options = _layout_choice(upload, "data_labels")
+                table = ui.read_upload(upload, **options)
+                _class_counts(table)
+            except PlmcoreError as exc:
+                st.error(ui.md(exc.render("app")))
+            if st.button("Check and save", key="data_save", type="primary") and table is not None:
+                report = D.validate(table)
                 test_report = None
                 if test_upload is not None:
-                    test_report = D.validate(ui.read_upload(test_upload, **labels), min_classes=1)
+                    test_report = D.validate(ui.read_upload(test_upload, **options), min_classes=1)
                 _finish(name or Path(upload.name).stem, report, test_report,
-                        {"files": [upload.name] + ([test_upload.name] if test_upload else []), **labels})
+                        {"files": [upload.name] + ([test_upload.name] if test_upload else []),
+                         **{k: v for k, v in options.items() if v is not None}})
         elif how == "One file per class":
-            uploads = st.file_uploader("One FASTA per class", key="data_class_uploads", accept_multiple_files=True,
-                                       type=ui.UPLOAD_TYPES)
+            uploads = st.file_uploader("One file per class for training", key="data_class_uploads",
+                                       accept_multiple_files=True, type=ui.UPLOAD_TYPES)
+            test_uploads = st.file_uploader("Optional: one test file per class", key="data_class_test_uploads",
+                                            accept_multiple_files=True, type=ui.UPLOAD_TYPES)
             if not uploads:
                 return
-            classes = {}
-            for i, up in enumerate(uploads):
-                stem = Path(up.name.removesuffix(".gz")).stem
-                classes[st.text_input(f"Class of {ui.md(up.name)}", value=stem, key=f"data_class_{i}")] = up
+            st.caption("Each file's class is its name without a train/test prefix (test_Pos_ST.fasta: Pos_ST).")
+            classes = _classes_of_files(uploads, "data_class")
+            tests = _classes_of_files(test_uploads or [], "data_class_test")
             if st.button("Check and save", key="data_save_classes", type="primary"):
-                if len(classes) != len(uploads):
-                    ui.fail("Two files have the same class name; give each file its own class.")
                 with ui.upload_paths(*classes.values()) as paths:
                     table = D.read_labelled_files(dict(zip(classes, paths)),
                                                   display_names={c: up.name for c, up in classes.items()})
-                _finish(name or "per-class dataset", D.validate(table), None,
-                        {"files": [up.name for up in uploads], "label_source": "files"})
+                test_report = None
+                if tests:
+                    with ui.upload_paths(*tests.values()) as paths:
+                        test = D.read_labelled_files(dict(zip(tests, paths)),
+                                                     display_names={c: up.name for c, up in tests.items()})
+                    test_report = D.validate(test, min_classes=1)
+                _finish(name or "per-class dataset", D.validate(table), test_report,
+                        {"files": [up.name for up in [*uploads, *(test_uploads or [])]], "label_source": "files"})
         else:
             text = st.text_area("Sequences in FASTA format, with labels in the headers (>id LABEL=1)",
                                 key="data_paste", height=200)
@@ -137,7 +207,8 @@ def show_dataset() -> None:
     cols = st.columns(4)
     cols[0].metric("Sequences", len(table))
     cols[1].metric("Task", task, help=f"From the labels: {why}. The Train page can override it.")
-    cols[2].metric("Length (residues)", f"{info['length']}" if info["aligned"]
+    cut = info["aligned"] and info["ends"] == "cut"
+    cols[2].metric("Length (residues)", f"up to {info['length']}" if cut else f"{info['length']}" if info["aligned"]
                    else f"{table['sequence'].str.len().min()}–{table['sequence'].str.len().max()}",
                    help="all sequences have the same length: aligned site windows" if info["aligned"] else None)
     cols[3].metric("Separate test file", f"{len(test)} sequences" if test is not None else "none")
@@ -149,7 +220,8 @@ def show_dataset() -> None:
     else:
         c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
     if info["aligned"]:
-        c2.info(f"All {len(table)} sequences are {info['length']}-residue windows"
+        c2.info((f"Site windows of up to {info['length']} residues, shorter where they meet a protein's end"
+                 if cut else f"All {len(table)} sequences are {info['length']}-residue windows")
                 + (f" centred on {', '.join(info['center_residues'])}." if info["center_residues"] else "."))
     else:
         c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
@@ -158,12 +230,27 @@ def show_dataset() -> None:
         st.plotly_chart(F.enrichment_heatmap(enrichment, positive), width="stretch", key="data_enrichment")
         st.caption("Red: the residue is more frequent at that position in the positive class; blue: less. "
                    "log2 ratio of frequencies with a pseudocount of 1.")
+    if classes:
+        class_names(ds, classes)
     split_section(ds, table, test)
     with st.expander("Delete this dataset"):
         sure = st.checkbox(f"Yes, delete '{ui.md(ds.name)}' (runs trained on it keep their own copy)", key="data_del_ok")
         if st.button("Delete", key="data_delete", disabled=not sure):
             store.delete(ds.name)
             st.rerun()
+
+
+def class_names(ds: DS.Dataset, classes: list[str]) -> None:
+    """Display names for the classes ("1" shown as "dephosphorylated"), used wherever a class is shown."""
+    saved = ds.meta.get("class_names") or {}
+    with st.expander("Class names" + (f": {', '.join(f'{c} = {n}' for c, n in saved.items())}" if saved else "")):
+        st.caption("How each class is shown in charts, tables and predictions (leave empty to keep the label).")
+        cols = st.columns(min(len(classes), 4))
+        names = {c: cols[i % len(cols)].text_input(f"Class {c}", value=saved.get(c, ""), key=f"data_classname_{c}")
+                 for i, c in enumerate(classes[:20])}
+        if st.button("Save class names", key="data_classnames_save"):
+            ds.update_meta(class_names={c: n.strip() for c, n in names.items() if n.strip() and n.strip() != c})
+            st.success("Class names saved; new runs on this dataset use them.")
 
 
 def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None) -> None:
@@ -191,7 +278,7 @@ def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None
         up = st.file_uploader("Test file (same format as the dataset)", key="data_attach_test",
                               type=ui.UPLOAD_TYPES)
         if up is not None and st.button("Check and attach", key="data_attach_go"):
-            labels = {k: v for k, v in ds.meta.items() if k in ("label_source", "label_column")}
+            labels = {k: v for k, v in ds.meta.items() if k in READ_OPTIONS}
             if labels.get("label_source") not in ("header", "column"):
                 labels = {"label_source": "header"}
             report = D.validate(ui.read_upload(up, **labels), min_classes=1)

@@ -120,7 +120,15 @@ class Dataset:
             split_seed=int(saved.get("seed", 42)), stratify=bool(saved.get("stratify", True)),
             identity_threshold=float(saved.get("identity_threshold", 0.5)),
             group_column=saved.get("group_column"),
+            class_names=tuple((str(c), str(n)) for c, n in (self.meta.get("class_names") or {}).items()),
         )
+
+    def update_meta(self, **changes) -> None:
+        """Change entries of meta.json (e.g. class_names)."""
+        meta = self.meta
+        meta.update(changes)
+        with explain_os_errors(f"save the dataset '{self.name}'", self.path, WORKSPACE_SETTING):
+            write_json(self.path / "meta.json", meta)
 
     def save_split(self, split: pd.DataFrame, settings: dict) -> None:
         """Save the chosen split and its settings; if writing fails, the split saved before stays."""

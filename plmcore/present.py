@@ -27,9 +27,15 @@ def plural(n: int, noun: str, many: str | None = None) -> str:
 
 
 def class_name(loaded: LoadedRun, cls: str) -> str:
-    """The name a class is shown by. One place, so display names given with the data can slot in;
-    for now the run's own class names (labels.json)."""
-    return str(cls)
+    """The name a class is shown by: its display name given with the data (--class-name 1=phosphosite,
+    or the Data page's class names), else the label itself."""
+    return display_names(loaded.config).get(str(cls), str(cls))
+
+
+def display_names(config) -> dict[str, str]:
+    """{class: display name} of a run's config (DataSpec.class_names)."""
+    data = getattr(config, "data", None)
+    return {str(c): str(n) for c, n in (getattr(data, "class_names", None) or ())}
 
 
 def probability_column(loaded: LoadedRun, cls: str) -> str:

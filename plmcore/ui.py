@@ -54,7 +54,7 @@ def guard(body: Callable[[], None]) -> None:
     try:
         body()
     except PlmcoreError as exc:
-        st.error(md(exc))
+        st.error(md(exc.render("app")))
     except Exception as exc:  # noqa: BLE001 - a demo must not show a traceback
         path = workspace() / "app-errors.log"
         try:
