@@ -300,13 +300,39 @@ def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None
                + f", seed {saved.get('seed', '?')}, test from the {saved.get('test_source', 'held-out part')}.")
     if (split["split"] == "test").any():
         st.markdown("**Leakage check of this split** (training + validation against test)")
-        ui.show_leakage(leakage_of(str(ds.path / "split.csv"), (ds.path / "split.csv").stat().st_mtime_ns))
+        leak = leakage_of(str(ds.path / "split.csv"), (ds.path / "split.csv").stat().st_mtime_ns,
+                          saved.get("test_source") == "uploaded test file", saved.get("method", "random") != "random")
+        ui.show_leakage(leak)
+        leakage_actions(ds, leak)
+
+
+def _hold_out_proteins() -> None:
+    """Leakage action: split by protein and hold out a test part instead of using the test file."""
+    st.session_state["data_split_use_test"] = False
+    st.session_state["data_split_method"] = "protein"
+    st.session_state["data_split_test"] = 0.1
+
+
+def leakage_actions(ds: DS.Dataset, leak: dict) -> None:
+    """The actions the leakage advice offers for this situation."""
+    if "drop_overlapping_test" not in leak.get("actions", []):
+        return
+    ids = leak["leaking_test_ids"]
+    c1, c2 = st.columns(2)
+    if c1.button(f"Drop the {len(ids)} overlapping test records", key="data_leak_drop"):
+        n = ds.drop_test_records(set(ids))
+        st.success(f"Removed {n} records from the test file and the saved split.")
+        st.rerun()
+    c2.button("Hold out proteins instead of using the test file", key="data_leak_holdout",
+              on_click=_hold_out_proteins,
+              help="Sets the split above to 'grouped by protein' with a held-out test part; then save the split.")
 
 
 @st.cache_data(show_spinner="Checking the split for leakage…", max_entries=8)
-def leakage_of(path: str, stamp: int) -> dict:
+def leakage_of(path: str, stamp: int, test_file: bool = False, grouped: bool = False) -> dict:
     split = S.load_split(path)
-    return leakage_report(split[split["split"] != "test"], split[split["split"] == "test"])
+    return leakage_report(split[split["split"] != "test"], split[split["split"] == "test"], test_file=test_file,
+                          grouped=grouped)
 
 
 ui.guard(add_dataset)

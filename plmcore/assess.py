@@ -132,7 +132,9 @@ def _leakage(run: RunDir, config, table: pd.DataFrame, summary: dict, stage) -> 
     stage("checking the split for leakage")
     train, test = table[table["split"] != "test"], table[table["split"] == "test"]
     try:
-        leak = leakage_report(train, test, group_column=config.data.group_column)
+        leak = leakage_report(train, test, group_column=config.data.group_column,
+                              test_file=bool(config.data.test or config.data.test_class_files),
+                              grouped=config.data.split_method != "random")
         write_json(run.leakage_path, leak)
         summary["leaks"] = leak["leaks"]
         for w in leak["warnings"]:

@@ -34,10 +34,22 @@ def _bar(desc: str):
 
 
 def _class_file(item: str) -> tuple[str, str]:
-    if "=" not in item or not item.split("=", 1)[0].strip():
-        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=FILE (e.g. pos=positives.fasta) or CLASS=NAME")
+    """CLASS=FILE, or FILE alone: its class is its name without a train/test prefix (test_Pos_ST.fasta: Pos_ST)."""
+    from plmcore.data import class_of_file
+
+    if "=" not in item:
+        return class_of_file(item), item
+    if not item.split("=", 1)[0].strip():
+        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=FILE (e.g. pos=positives.fasta), or FILE alone")
     name, path = item.split("=", 1)
     return name.strip(), path
+
+
+def _class_name(item: str) -> tuple[str, str]:
+    if "=" not in item or not item.split("=", 1)[0].strip() or not item.split("=", 1)[1].strip():
+        raise argparse.ArgumentTypeError(f"{item!r}: write CLASS=NAME, e.g. 1=phosphosite")
+    name, shown = item.split("=", 1)
+    return name.strip(), shown.strip()
 
 
 def _comma_list(text: str) -> tuple[str, ...]:
@@ -80,8 +92,10 @@ def add_settings(parser: argparse.ArgumentParser, cls) -> None:
             kw["type"] = s["type"]
             if s["optional"] and (s["lo"] or 0) > 0:
                 kw["help"] += f"; 0: {s['none']}"
-        elif f.name in ("class_files", "test_class_files", "class_names"):
+        elif f.name in ("class_files", "test_class_files"):
             kw.update(action="append", type=_class_file)
+        elif f.name == "class_names":
+            kw.update(action="append", type=_class_name)
         elif f.name == "train":
             kw["nargs"] = "+"
         elif s["type"] is tuple:

@@ -192,7 +192,8 @@ class DataSpec:
     train: tuple[str, ...] = setting(
         (), "FASTA/CSV/TSV file(s) with labelled sequences", group="data", metavar="FILE")
     class_files: tuple[tuple[str, str], ...] = setting(
-        (), "one file per class, CLASS=FILE (repeat the flag for each class)", group="data", flag="--class-file",
+        (), "one file per class, CLASS=FILE or FILE (class from its name: train_Pos_ST.fasta is Pos_ST); repeat the "
+        "flag for each class", group="data", flag="--class-file",
         metavar="CLASS=FILE")
     test: str | None = setting(
         None, "a separate labelled test file", group="data", metavar="FILE",
@@ -206,7 +207,8 @@ class DataSpec:
         "column for tables)", group="data",
         choices=LABEL_SOURCES)
     test_class_files: tuple[tuple[str, str], ...] = setting(
-        (), "one test file per class, CLASS=FILE (repeat the flag for each class); instead of --test",
+        (), "one test file per class, CLASS=FILE or FILE (class from its name: test_Pos_ST.fasta is Pos_ST); repeat "
+        "the flag for each class; instead of --test",
         group="data", flag="--test-class-file", metavar="CLASS=FILE",
         widget="the test files of 'One file per class' on the Data page")
     header: Header = setting(

@@ -151,10 +151,11 @@ class Issue:
     message: str
     record_id: str | None = None
     location: str | None = None
+    template: str | None = None  # the message naming settings as {setting}; message names them as CLI flags
 
     def render(self, where: str = "cli") -> str:
         """The message with settings named for `where` ("cli": flags; "app": widgets)."""
-        return render_settings(self.message, where)
+        return render_settings(self.template or self.message, where)
 
 
 @dataclass
@@ -1497,7 +1498,8 @@ def validate(
             "Read files with read_table() or name the columns 'id' and 'sequence'."
         )
     c = _Check.of(table)
-    c.warnings.extend(Issue("warning", "read", w) for w in table.attrs.get("warnings") or [])
+    c.warnings.extend(Issue("warning", "read", render_settings(w), template=w)
+                      for w in table.attrs.get("warnings") or [])
     if not len(c.table):
         return ValidationReport(table=c.table, errors=[Issue(
             "error", "empty", "No records to check: the input holds no sequences. Upload a FASTA or CSV file "

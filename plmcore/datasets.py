@@ -130,6 +130,23 @@ class Dataset:
         with explain_os_errors(f"save the dataset '{self.name}'", self.path, WORKSPACE_SETTING):
             write_json(self.path / "meta.json", meta)
 
+    def drop_test_records(self, ids: set[str]) -> int:
+        """Remove records from the separate test file and from the saved split's test part (leakage
+        advice); returns how many test-file records were removed."""
+        test = self.test_table()
+        if test is None:
+            return 0
+        kept = test[~test["id"].astype(str).isin(ids)]
+        with explain_os_errors(f"save the dataset '{self.name}'", self.path, WORKSPACE_SETTING):
+            kept.to_csv(self.path / "test.csv", index=False)
+        split = self.split()
+        if split is not None:
+            drop = (split["split"] == "test") & split["id"].astype(str).isin(ids)
+            self.save_split(split[~drop].reset_index(drop=True), {
+                k: v for k, v in (self.meta.get("split") or {}).items() if k not in ("counts", "saved_at")})
+        self.update_meta(n_test=len(kept))
+        return len(test) - len(kept)
+
     def save_split(self, split: pd.DataFrame, settings: dict) -> None:
         """Save the chosen split and its settings; if writing fails, the split saved before stays."""
         meta = self.meta

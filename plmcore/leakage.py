@@ -59,8 +59,15 @@ def leakage_report(
     *,
     group_column: str | None = None,
     identity_threshold: float = 0.5,
+    test_file: bool = False,
+    grouped: bool = False,
 ) -> dict:
     """Shared proteins, overlapping windows, duplicates and nearest-neighbour identity (JSON-ready).
+
+    The advice fits the situation: when the test set is a separate file (`test_file`), no split of
+    the training data can remove what that file shares with it, so the advice is to drop the
+    overlapping test records or to hold out proteins instead ("actions": drop_overlapping_test,
+    hold_out_proteins); a split already `grouped` by protein is not told to group by protein.
 
     Args:
         train, test: tables with id and sequence columns (label optional).
@@ -106,7 +113,15 @@ def leakage_report(
         "identity": identity,
         "aligned": aligned,
     }
+    report["test_file"], report["grouped"] = bool(test_file), bool(grouped)
+    shared = {p["protein"] for p in proteins["proteins"]}
+    leaking = {rid for rid, g in zip(te.ids, te.groups) if g in shared}
+    leaking |= {item["test_id"] for item in duplicates["items"]}
+    leaking |= set(overlaps.get("test_ids") or [])
+    report["leaking_test_ids"] = sorted(leaking)
     report["warnings"] = _warnings(report, aligned)
+    report["actions"] = (["drop_overlapping_test", "hold_out_proteins"] if test_file and leaking
+                         else ["group_by_protein"] if proteins["n_test_items"] and not grouped else [])
     report["leaks"] = bool(
         proteins["n_test_items"]
         or overlaps["n_test_items"]
@@ -278,6 +293,18 @@ def _identity_summary(test_ids: list[str], train_ids: list[str], nearest: dict, 
     }
 
 
+def _protein_advice(report: dict) -> str:
+    """What to do about test records from training proteins, in this situation."""
+    if report.get("test_file"):
+        return ("The separate test file is what shares them, so no split of the training data can change "
+                "that: drop the overlapping test records, or hold out proteins of the training data as the "
+                "test set instead of using the test file.")
+    if report.get("grouped"):
+        return ("The split is already grouped by protein, so these records name their proteins differently: "
+                "choose the column that names each record's protein (the group), then split again.")
+    return "Use a split grouped by protein."
+
+
 def _warnings(report: dict, aligned: bool) -> list[str]:
     n = report["n_test"]
     noun = "windows" if aligned else "sequences"
@@ -288,7 +315,7 @@ def _warnings(report: dict, aligned: bool) -> list[str]:
         out.append(
             f"{k} of {n} test {noun} ({_pct(k, n)}) come from proteins that also have {noun} in the "
             f"training set ({proteins['n_proteins']} shared protein{'s' if proteins['n_proteins'] != 1 else ''}): "
-            "the test score is likely optimistic. Use a split grouped by protein."
+            f"the test score is likely optimistic. {_protein_advice(report)}"
         )
     overlaps = report["overlapping_windows"]
     if overlaps["n_test_items"]:
