@@ -141,7 +141,7 @@ STATUS_FIELDS = {
     "warnings": "strs",
 }
 LABELS_FIELDS = {"task": "str", "classes": "strs", "positive": "str", "window_length": "int", "aligned": "bool",
-                 "center_residues": "strs", "target_mean": "num", "target_sd": "num", "residues": "str"}
+                 "center_residues": "strs", "target_mean": "num", "target_sd": "num", "residues": "str", "window_ends": "str"}
 
 
 def _check_fields(raw, fields: dict[str, str], where: str) -> dict:
