@@ -367,3 +367,21 @@ def test_data_page_per_class_test_files(workspace, tmp_path):
     assert not at.error, [e.value for e in at.error]
     ds = DatasetStore().get("perclass")
     assert sorted(ds.test_table()["label"].value_counts().items()) == [("Neg_ST", 3), ("Pos_ST", 3)]
+
+
+def test_data_page_leakage_actions_for_a_separate_test_file(workspace, tmp_path):
+    table = D.validate(D.read_table(write_rows(tmp_path / "ptm.csv", ptm_rows()), id_columns="1,2")).table
+    test = table[table["group"].isin(["P00000", "P00001", "P00019"])].copy()
+    test["id"] = "t_" + test["id"]
+    test["sequence"] = [s[::-1] for s in test["sequence"]]
+    DatasetStore().save("leaky", table, test=test, meta={"files": ["ptm.csv"]})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.button(key="data_split_save").click().run()
+    text = " ".join(plain(w.value) for w in at.warning)
+    assert "separate test file is what shares them" in text and "Use a split grouped by protein" not in text
+    at.button(key="data_leak_holdout").click().run()
+    assert at.checkbox(key="data_split_use_test").value is False
+    assert at.radio(key="data_split_method").value == "protein"
+    at.button(key="data_leak_drop").click().run()
+    assert DatasetStore().get("leaky").test_table().empty
