@@ -218,7 +218,9 @@ def show_dataset() -> None:
     if task == "regression":
         c1.plotly_chart(F.value_histogram(table), width="stretch", key="data_balance")
     else:
-        c1.plotly_chart(F.class_balance(DS.class_balance(table)), width="stretch", key="data_balance")
+        names = ds.meta.get("class_names") or {}
+        balance = DS.class_balance(table).assign(label=lambda b: [names.get(c, c) for c in b["label"]])
+        c1.plotly_chart(F.class_balance(balance), width="stretch", key="data_balance")
     if info["aligned"]:
         c2.info((f"Site windows of up to {info['length']} residues, shorter where they meet a protein's end"
                  if cut else f"All {len(table)} sequences are {info['length']}-residue windows")
@@ -227,7 +229,8 @@ def show_dataset() -> None:
         c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
     enrichment = DS.position_enrichment(table, positive) if len(classes) == 2 else None
     if enrichment is not None:
-        st.plotly_chart(F.enrichment_heatmap(enrichment, positive), width="stretch", key="data_enrichment")
+        shown = (ds.meta.get("class_names") or {}).get(positive, positive)
+        st.plotly_chart(F.enrichment_heatmap(enrichment, shown), width="stretch", key="data_enrichment")
         st.caption("Red: the residue is more frequent at that position in the positive class; blue: less. "
                    "log2 ratio of frequencies with a pseudocount of 1.")
     if classes:
@@ -293,6 +296,7 @@ def split_section(ds: DS.Dataset, table: pd.DataFrame, test: pd.DataFrame | None
         return
     saved = ds.meta.get("split") or {}
     counts = pd.crosstab(split["split"], split["label"]).reindex(["train", "val", "test"]).fillna(0).astype(int)
+    counts = counts.rename(columns=ds.meta.get("class_names") or {})
     c1, c2 = st.columns([1, 3])
     c1.dataframe(counts, width="content")
     c2.caption(f"Saved split: {saved.get('method', 'random')}"

@@ -352,9 +352,9 @@ def _read_file(path: Path, name: str, encoding: str, lim: Limits, **options: Any
             return _parse_delimited(pieces, name, delimiter=kind, lim=lim, **options)
         if options["label_source"] == "column" and options["label"] is None:
             raise ConfigError(
-                f"label_source='column' does not apply to the FASTA file {name}: FASTA has no "
-                "columns. Use label_source='header' (a 'LABEL=<class>' tag in each header), "
-                "one file per class, or 'none'."
+                f"Labels from a column ({{label_source}} column) do not apply to the FASTA file {name}: FASTA "
+                "has no columns. Read the labels from the headers ({label_source} header: a 'LABEL=<class>' tag "
+                "in each header), use one file per class, or read it without labels."
             )
         return _parse_fasta(
             pieces, name, label_source=options["label_source"], label=options["label"], lim=lim

@@ -254,8 +254,8 @@ def protein_groups(table: pd.DataFrame, column: str | None = None) -> pd.Series:
         if column not in table.columns:
             raise DataError(
                 f"There is no column {column!r} to group by; the columns are {list(table.columns)}. "
-                "Choose the column that names each record's protein, or group by the accession in "
-                "the ids (column=None)."
+                "Choose the column that names each record's protein with {group_column}, or leave it unset "
+                "to group by the accession in the ids."
             )
         values = table[column]
         ids = table["id"] if "id" in table.columns else pd.Series(range(len(table)), index=table.index)

@@ -154,7 +154,7 @@ def test_fasta_label_sources(tmp_path: Path) -> None:
     path = two_class_fasta(tmp_path, [])
     assert read_table(path, label_source="none")["label"].tolist() == [None, None]
     assert read_table(path, label="x")["label"].tolist() == ["x", "x"]
-    with pytest.raises(ConfigError, match="label_source='column'"):
+    with pytest.raises(ConfigError, match="column \\(--label-source column\\) do not apply"):
         read_table(path, label_source="column")
     with pytest.raises(ConfigError, match="label_source='guess'"):
         read_table(path, label_source="guess")

@@ -385,3 +385,18 @@ def test_data_page_leakage_actions_for_a_separate_test_file(workspace, tmp_path)
     assert at.radio(key="data_split_method").value == "protein"
     at.button(key="data_leak_drop").click().run()
     assert DatasetStore().get("leaky").test_table().empty
+
+
+def test_data_page_class_names_reach_the_run_config(workspace, tmp_path):
+    table = D.validate(D.read_table(write_rows(tmp_path / "ptm.csv", ptm_rows()), id_columns="1,2")).table
+    DatasetStore().save("named", table, meta={"files": ["ptm.csv"]})
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    at.text_input(key="data_classname_1").set_value("dephosphorylated")
+    at.button(key="data_classnames_save").click().run()
+    assert not at.exception and not at.error
+    ds = DatasetStore().get("named")
+    assert ds.meta["class_names"] == {"1": "dephosphorylated"}
+    assert ds.data_spec().class_names == (("1", "dephosphorylated"),)
+    at.run()  # the chart above the names is drawn again with them
+    assert "dephosphorylated" in at.get("plotly_chart")[0].proto.spec
