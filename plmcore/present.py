@@ -49,7 +49,10 @@ def readable(loaded: LoadedRun, table: pd.DataFrame) -> pd.DataFrame:
     positive class's probability named after it."""
     out = table.rename(columns={f"prob_{c}": probability_column(loaded, c) for c in loaded.classes})
     if "probability" in out.columns and loaded.positive is not None:
-        out = out.rename(columns={"probability": probability_column(loaded, loaded.positive)})
+        named = probability_column(loaded, loaded.positive)
+        # a per-residue table carries both prob_<positive> and its copy 'probability': keep one
+        out = out.drop(columns=[named]) if named in out.columns else out
+        out = out.rename(columns={"probability": named})
     if "predicted" in out.columns and out["predicted"].dtype == object and loaded.task == "classification":
         out["predicted"] = [class_name(loaded, c) for c in out["predicted"]]
     return out

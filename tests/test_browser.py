@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -157,7 +158,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.get_by_text("grouped by protein (UniProt accession)").click()
     _idle(page)
     page.get_by_role("button", name="Save split").click()
-    page.get_by_text("Split saved").wait_for()
+    page.get_by_text(re.compile(r"^Split saved")).wait_for()  # not "No split saved yet"
     _train_tiny(page, epochs=3)
     # the live loss chart gets points while the worker trains
     page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
@@ -172,10 +173,11 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
 
     page.get_by_role("link", name="Predict").click()
     window = fasta.read_text().splitlines()[1]
-    page.get_by_label("FASTA (or one sequence per line)").fill(f">my_window\n{window}\n>my_protein\n{window * 3}")
+    page.get_by_role("textbox", name="FASTA (or one sequence per line)").fill(f">my_window\n{window}\n>my_protein\n{window * 3}")
     page.get_by_role("button", name="Score", exact=True).click()
-    page.get_by_text("Windows (1)").wait_for()
-    page.get_by_text("Scanned proteins: 1 proteins").wait_for()
+    page.get_by_text("1 window", exact=True).wait_for()
+    page.get_by_text("Scanned proteins", exact=True).wait_for()
+    page.get_by_text("1 protein, ").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
     page.screenshot(path=str(ARTIFACTS / "5_predict.png"), full_page=False)
     assert page.get_by_text("my_window").count() >= 1
