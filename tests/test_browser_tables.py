@@ -3,6 +3,7 @@ page's column mapper, a split grouped by protein, and a run trained on it. Scree
 
 from __future__ import annotations
 
+import re
 import time
 
 import pandas as pd
@@ -37,7 +38,7 @@ def test_headerless_table_mapped_split_by_protein_and_trained(server, page, tmp_
     page.get_by_text("grouped by protein (UniProt accession)").click()
     _idle(page)
     page.get_by_role("button", name="Save split").click()
-    page.get_by_text("Split saved").wait_for()
+    page.get_by_text(re.compile(r"^Split saved")).wait_for()  # not "No split saved yet"
     page.screenshot(path=str(ARTIFACTS / "tables_2_split.png"), full_page=True)
     _train_tiny(page, epochs=2)
     page.get_by_text("Finished.").wait_for(timeout=300_000)
