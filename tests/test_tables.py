@@ -206,6 +206,7 @@ def test_leakage_advice_fits_a_separate_test_file(tmp_path):
 # --------------------------------------------------------------------------- training from the CLI
 
 
+@pytest.mark.slow
 def test_cli_per_class_train_and_test_files(tmp_path, tiny_esm):
     rng = np.random.default_rng(3)
     for side, n in (("train", 16), ("test", 6)):
@@ -228,6 +229,7 @@ def test_cli_per_class_train_and_test_files(tmp_path, tiny_esm):
     assert class_name(loaded, "Pos_Y") == "site" and class_name(loaded, "Neg_Y") == "Neg_Y"
 
 
+@pytest.mark.slow
 def test_cli_trains_on_a_headerless_table_grouped_by_accession(tmp_path, tiny_esm):
     path = write_rows(tmp_path / "ptm.csv", ptm_rows())
     run = tmp_path / "run"
@@ -262,6 +264,7 @@ def test_variable_windows_count_as_site_windows():
     assert D.site_window("MKYAA", 3, 7, pad=None) == "MKYAA" and D.site_window("MKYAA", 3, 7) == "XMKYAAX"
 
 
+@pytest.mark.slow
 def test_variable_windows_train_and_scan_alike(tmp_path, tiny_esm):
     from plmcore.predict import load_run, scan_proteins
 
