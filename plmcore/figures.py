@@ -134,6 +134,30 @@ def metrics_table(reports: dict[str, dict], names=None) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+def at_decision(report: dict) -> tuple[dict, str]:
+    """A test report seen at the run's decision threshold (the one chosen on validation, which Predict
+    uses), and words that name it: every table of a run's headline metrics shows this, so a number and
+    its threshold always travel together. Returns (report with those metrics, e.g. 'at threshold 0.53,
+    chosen on validation (best MCC on validation)')."""
+    from plmcore.config import THRESHOLD_OBJECTIVES
+
+    task = report.get("task", "classification")
+    if task == "regression":
+        return report, ""
+    if task == "multilabel":
+        return report, "at each label's threshold, chosen on validation"
+    at = report.get("at_threshold")
+    if not at:
+        return dict(report, threshold=0.5), ("at threshold 0.50" if len(report.get("classes") or ()) == 2
+                                             else "predicting the most probable class")
+    objective = THRESHOLD_OBJECTIVES.get(at.get("objective"), at.get("objective") or "")
+    view = dict(report, metrics=at["metrics"], ci95=at["ci95"], confusion_matrix=at["confusion_matrix"],
+                threshold=at["threshold"])
+    if at.get("objective") == "fixed" or abs(at["threshold"] - 0.5) < 1e-9 and not objective:
+        return view, f"at threshold {at['threshold']:.2f}"
+    return view, f"at threshold {at['threshold']:.2f}, chosen on validation ({objective})"
+
+
 def predicted_vs_true(report: dict, title: str = "Predicted against true (test split)") -> go.Figure:
     """A regression report's test points, with the line of perfect prediction."""
     pts = report["points"]
