@@ -384,7 +384,7 @@ def compare(runs: list[RunDir]) -> None:
     marks = st.container(horizontal=True)
     for r in picked:
         if random_weights(r):
-            marks.badge(f"{r.title}: {RANDOM_WEIGHTS_MARK}", icon=":material/warning:", color="red",
+            marks.badge(f"{r.title}: {RANDOM_WEIGHTS_MARK}", color="red",
                         help=RANDOM_WEIGHTS_WHY)
         text = headline(r.leakage())
         if text:
