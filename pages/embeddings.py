@@ -219,13 +219,16 @@ def frame_labels(shown: pd.DataFrame) -> pd.Series | None:
 
 
 def selected_ids() -> list[str]:
-    """Ids of the points selected (lasso, box or click) in either panel on the last run."""
+    """Ids of the points last selected (lasso, box or click) in either panel. Kept in the session, because the
+    chart's own selection is reset once the figure is redrawn to show it in both panels."""
     event = st.session_state.get("emb_fig")
     try:
-        picked = event["selection"]["points"]
+        picked = [p["customdata"][-1] for p in event["selection"]["points"] if p.get("customdata")]
     except (KeyError, TypeError):
-        return []
-    return [p["customdata"][-1] for p in picked if p.get("customdata")]
+        picked = []
+    if picked:
+        st.session_state["emb_selected"] = picked
+    return st.session_state.get("emb_selected", [])
 
 
 def table_with_coordinates(shown: pd.DataFrame, coords: dict[str, np.ndarray]) -> pd.DataFrame:
@@ -288,17 +291,23 @@ def page() -> None:
                        help="grey out the points the run was trained on (its training and validation splits)",
                        disabled=bool(shown["held_out"].all()))
     separation_row(results, shown)
-    fig = F.projection_pair(coords, shown, colour, held_out_only=only, selected=selected_ids(),
+    ids = set(shown["id"].astype(str))
+    chosen = [i for i in selected_ids() if i in ids]
+    fig = F.projection_pair(coords, shown, colour, held_out_only=only, selected=chosen,
                             title=ui.random_label(tuned or models[0][1],
                                                   f"{PROJECTIONS[how['method']]} of the same {len(shown)} sequences"))
     ui.chart(fig, key="emb_fig", on_select="rerun", selection_mode=("points", "box", "lasso"))
-    chosen = selected_ids()
     where = ("from the disk cache" if all(r["cached"] for r in results.values()) else "computed now")
     st.caption(f"Embeddings {where} · {next(iter(results.values()))['X'].shape[1]} dimensions · drag a lasso "
-               "around points in either panel to see the same sequences in the other; double-click to clear.")
+               "around points (or click one) in either panel to see the same sequences in the other.")
     if chosen:
-        st.markdown(f"**{len(chosen)} selected**")
+        c = st.columns([3, 1], vertical_alignment="center")
+        c[0].markdown(f"**{len(chosen)} selected**, highlighted in both panels")
+        if c[1].button("Clear selection", key="emb_clear", icon=":material/deselect:"):
+            st.session_state.pop("emb_selected", None)
+            st.rerun()
         st.dataframe(shown[shown["id"].astype(str).isin(chosen)].drop(columns=["sequence"]), hide_index=True,
+                     column_config={"held_out": st.column_config.CheckboxColumn("held out")},
                      width="stretch", height=min(35 * (len(chosen) + 1) + 3, 300))
     downloads(results, shown, coords, fig, how["method"], tuned)
 
