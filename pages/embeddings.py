@@ -92,10 +92,13 @@ def choose_sequences(run: RunDir | None) -> pd.DataFrame | None:
     return frame[frame["split"].isin(chosen)].reset_index(drop=True)
 
 
-def projection_settings() -> dict:
-    """How to project, folded away: the defaults suit most data."""
-    with st.expander("Projection settings"):
+def projection_settings(run: RunDir | None) -> dict:
+    """How to pool and project, folded away: the defaults suit most data (pooling: the run's own, so the
+    "after" panel shows what its classifier head saw)."""
+    with st.expander("Settings: pooling and projection"):
         c = st.columns(3)
+        pooling = ui.setting_input(TrainConfig, "pooling", key="emb_pooling", where=c[2],
+                                   value=run.config().pooling if run is not None else None)
         method = c[0].selectbox("Method", list(PROJECTIONS), key="emb_method", format_func=PROJECTIONS.get)
         dims = c[1].radio("Dimensions", [2, 3], horizontal=True, key="emb_dims",
                           help="2D panels can be lasso-selected; 3D ones rotated")
@@ -112,7 +115,7 @@ def projection_settings() -> dict:
     options = {"n_neighbors": int(n_neighbors), "min_dist": float(min_dist), "metric": metric} if umap else {}
     if method == "tsne":
         options["perplexity"] = float(perplexity)
-    return {"method": method, "dims": int(dims), "options": options}
+    return {"method": method, "dims": int(dims), "options": options, "pooling": pooling}
 
 
 def cache_for(models) -> EmbeddingCache:
@@ -261,14 +264,16 @@ def downloads(results: dict, shown: pd.DataFrame, coords: dict, fig, method: str
 
 
 def page() -> None:
-    models = choose_models()
-    frame = choose_sequences(models[-1][2])
+    left, right = st.columns(2, gap="large")
+    with left:
+        models = choose_models()
+    tuned = models[-1][2]
+    with right:
+        frame = choose_sequences(tuned)
     if frame is None or frame.empty:
         return
-    tuned = models[-1][2]
-    pooling = ui.setting_input(TrainConfig, "pooling", key="emb_pooling",
-                               value=tuned.config().pooling if tuned is not None else None)
-    how = projection_settings()
+    how = projection_settings(tuned)
+    pooling = how.pop("pooling")
     cache = cache_for(models)
     ready = load(models, frame, pooling, cache, compute=False)
     go_ = st.button(f"Compute embeddings of {len(frame)} sequences", key="emb_go", type="primary",

@@ -56,7 +56,7 @@ def runs_table(runs: list[RunDir]) -> None:
     st.dataframe(
         rows if every else rows[KEY_COLUMNS], hide_index=True, width="stretch", key="runs_table",
         column_config={
-            "name": st.column_config.TextColumn("name", pinned=True, width="medium",
+            "name": st.column_config.TextColumn("name", pinned=True, width=170,
                                                 help="the run's name (rename it below); ⚠: random weights"),
             "weights": st.column_config.TextColumn(
                 "weights", help=RANDOM_WEIGHTS_WHY.replace("This model", "A random-weight model")),
