@@ -243,21 +243,26 @@ def one_run(run: RunDir) -> None:
 
 def task_metrics(run: RunDir, report: dict) -> None:
     """The test metrics of a regression or multi-label run, with their figures."""
-    st.markdown(f"**{report['n']} test sequences**; brackets: 95% bootstrap confidence intervals "
-                f"({report['n_boot']} resamples).")
+    _, words = F.at_decision(report)
+    st.markdown(f"**{report['n']} test sequences**{', metrics ' + words if words else ''}; brackets: 95% bootstrap "
+                f"confidence intervals ({report['n_boot']} resamples).")
     c1, c2 = st.columns([2, 3])
     c1.dataframe(F.metrics_table({"test": report}), width="stretch")
+    ui.glossary(report["metrics"])
     if report["task"] == "regression":
         c2.plotly_chart(F.predicted_vs_true(report), width="stretch", key="runs_scatter")
         st.plotly_chart(F.residuals(report), width="stretch", key="runs_residuals")
     else:
         c2.plotly_chart(F.per_label(report), width="stretch", key="runs_per_label")
+        per = ("roc_auc", "pr_auc", "f1", "mcc")
         rows = [{"label": name, "positives in test": e["n_positive"], "threshold (from validation)": e["threshold"],
-                 **{f"{k}": e["metrics"].get(k) for k in ("roc_auc", "pr_auc", "f1", "mcc")}}
+                 **{short(k): e["metrics"].get(k) for k in per}}
                 for name, e in report["per_label"].items()]
+        st.caption("Per label, F1 and MCC at that label's threshold, chosen on validation (the threshold column).")
         st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
-                     column_config={k: st.column_config.NumberColumn(format="%.3f")
-                                    for k in ("threshold (from validation)", "roc_auc", "pr_auc", "f1", "mcc")})
+                     column_config={"threshold (from validation)": st.column_config.NumberColumn(format="%.2f"),
+                                    **{short(k): st.column_config.NumberColumn(format="%.3f", help=ui.metric_help(k))
+                                       for k in per}})
     verdict = _verdict(run)
     if verdict:
         st.info(verdict)
@@ -355,7 +360,9 @@ def cross_validation() -> None:
             s = metrics[m]
             row[metric_words(m)] = "" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}"
         rows.append(row)
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
+                 column_config={metric_words(m): st.column_config.TextColumn(help=ui.metric_help(m))
+                                for m in shown[:5]})
     st.plotly_chart(F.cv_folds(summary, shown[0]), width="stretch", key="cv_box")
     per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get(shown[0]) for m, v in r["models"].items()}}
                              for r in summary["per_fold"]])
