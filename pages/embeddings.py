@@ -194,8 +194,10 @@ def separation_row(results: dict, shown: pd.DataFrame) -> None:
     scores = {title: separation(res["X"], labels, shown["held_out"]) for title, res in results.items()}
     first = next(iter(scores.values()))
     if first["knn_accuracy"] is None:
+        hint = (" The run trained on all of these sequences: choose its own data above to score its test split."
+                if not shown["held_out"].any() else "")
         st.caption(f"Class separation needs two classes with two held-out points each; {first['n']} held-out "
-                   "points have labels.")
+                   f"points have labels.{hint}")
         return
     cols = st.columns(len(scores))
     before = None
