@@ -216,6 +216,20 @@ class EmbeddingCache:
         p = self.path(key)
         return np.load(p) if p.exists() else None
 
+    def get_json(self, key: str):
+        """A small JSON result kept beside the arrays (e.g. predictions), or None."""
+        p = self.folder / f"{key}.result.json"
+        try:
+            return json.loads(p.read_text()) if p.exists() else None
+        except (OSError, json.JSONDecodeError):
+            return None
+
+    def put_json(self, key: str, value) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.json"
+        tmp.write_text(json.dumps(value))
+        os.replace(tmp, self.folder / f"{key}.result.json")
+
     def put(self, key: str, X: np.ndarray, meta: dict | None = None) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         tmp = self.folder / f".{key}.{os.getpid()}.npy"
@@ -234,12 +248,17 @@ def model_identity(source: str, pooling: str) -> str:
     return f"base:{_source_identity(source)}:{pooling}"
 
 
+def embeddings_key(source: str, sequences: list[str], pooling: str = "mean") -> str:
+    """The cache key of these sequences' embeddings by this model and pooling (known without loading it)."""
+    return cache_key(model_identity(source, pooling), sequences)
+
+
 def cached_embeddings(source: str, sequences: list[str], *, pooling: str = "mean",
                       cache: EmbeddingCache | None = None, progress: Progress = None,
                       embedder_factory: Callable[[], Embedder] | None = None) -> tuple[np.ndarray, bool]:
     """Embeddings from the cache, or computed and cached; returns (X, was_cached)."""
     cache = cache or EmbeddingCache()
-    key = cache_key(model_identity(source, pooling), sequences)
+    key = embeddings_key(source, sequences, pooling)
     hit = cache.get(key)
     if hit is not None:
         return hit, True
@@ -327,3 +346,75 @@ def exact_knn(X: np.ndarray, k: int, metric: str = "euclidean", block: int = 102
             idx[start:start + len(rows)] = nbrs.numpy()
             dist[start:start + len(rows)] = vals.clamp_min_(0.0).numpy()
     return idx, dist
+
+
+def cached_projection(X: np.ndarray, method: str = "umap", n_components: int = 2, *,
+                      cache: EmbeddingCache | None = None, **options) -> tuple[np.ndarray, bool]:
+    """`project(X, ...)` kept on disk, keyed by the embeddings' bytes and every option, so reopening a
+    page (or another session) gets the same coordinates at once. Returns (coordinates, was_cached)."""
+    cache = cache or EmbeddingCache()
+    X = np.ascontiguousarray(X, dtype=np.float32)
+    h = hashlib.sha256(X.tobytes())
+    h.update(json.dumps([X.shape, method, n_components, sorted(options.items())], default=str).encode())
+    key = f"projection-{h.hexdigest()[:32]}"
+    hit = cache.get(key)
+    if hit is not None:
+        return hit, True
+    coords = project(X, method, n_components, **options)
+    cache.put(key, np.asarray(coords, dtype=np.float32))
+    return coords, False
+
+
+# --------------------------------------------------------------------------- separation
+
+
+def separation(X: np.ndarray, labels, held_out=None, *, k: int = 5, metric: str = "cosine") -> dict:
+    """How well the classes separate among held-out points, in the embedding space itself (not a projection,
+    so the number does not move with UMAP's settings).
+
+    Args:
+        X: (n, d) embeddings.
+        labels: n class labels (None or NaN: unlabelled, left out).
+        held_out: n booleans, True for a point the model was not trained on; only those are scored (None: all).
+        k: neighbours for the kNN accuracy.
+        metric: distance for both scores ("cosine" or "euclidean").
+
+    Returns:
+        {"knn_accuracy": share of held-out points whose k nearest other held-out points mostly share their
+        class (leave-one-out), "chance": the share of the commonest class (what always guessing it scores),
+        "silhouette": mean silhouette width (−1 to 1; above 0: closer to their own class than to the next),
+        "n": points scored, "k": k}; the scores are None when fewer than two classes with two points each remain.
+    """
+    import pandas as pd
+    from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import KNeighborsClassifier
+
+    X = np.asarray(X, dtype=np.float32)
+    y = pd.Series(list(labels), dtype=object)
+    keep = y.notna().to_numpy().copy()
+    if held_out is not None:
+        keep &= np.asarray(held_out, dtype=bool)
+    X, y = X[keep], y[keep].astype(str).to_numpy()
+    counts = pd.Series(y).value_counts()
+    out = {"knn_accuracy": None, "chance": None, "silhouette": None, "n": int(len(y)), "k": k}
+    if len(counts) < 2 or (counts >= 2).sum() < 2 or len(y) < 4:
+        return out
+    out["chance"] = float(counts.iloc[0] / len(y))
+    out["silhouette"] = float(silhouette_score(X, y, metric=metric))
+    kk = min(k, len(y) - 1)
+    knn = KNeighborsClassifier(n_neighbors=kk + 1, metric=metric).fit(X, y)
+    neighbours = knn.kneighbors(X, return_distance=False)
+    right = 0
+    for i, row in enumerate(neighbours):
+        others = [j for j in row if j != i][:kk]  # leave the point itself out
+        votes = pd.Series(y[others]).value_counts()
+        right += int(votes.index[0] == y[i] and (len(votes) == 1 or votes.iloc[0] > votes.iloc[1]))
+    out["knn_accuracy"] = right / len(y)
+    return out
+
+
+def held_out(run_split, sequences: list[str]) -> np.ndarray:
+    """True for each sequence a run never trained on: absent from the train and validation rows of its split.csv
+    (`run_split`, a DataFrame with sequence and split columns)."""
+    seen = set(run_split.loc[run_split["split"].isin(["train", "val"]), "sequence"])
+    return np.array([s not in seen for s in sequences], dtype=bool)

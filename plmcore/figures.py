@@ -134,6 +134,30 @@ def metrics_table(reports: dict[str, dict], names=None) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+def at_decision(report: dict) -> tuple[dict, str]:
+    """A test report seen at the run's decision threshold (the one chosen on validation, which Predict
+    uses), and words that name it: every table of a run's headline metrics shows this, so a number and
+    its threshold always travel together. Returns (report with those metrics, e.g. 'at threshold 0.53,
+    chosen on validation (best MCC on validation)')."""
+    from plmcore.config import THRESHOLD_OBJECTIVES
+
+    task = report.get("task", "classification")
+    if task == "regression":
+        return report, ""
+    if task == "multilabel":
+        return report, "at each label's threshold, chosen on validation"
+    at = report.get("at_threshold")
+    if not at:
+        return dict(report, threshold=0.5), ("at threshold 0.50" if len(report.get("classes") or ()) == 2
+                                             else "predicting the most probable class")
+    objective = THRESHOLD_OBJECTIVES.get(at.get("objective"), at.get("objective") or "")
+    view = dict(report, metrics=at["metrics"], ci95=at["ci95"], confusion_matrix=at["confusion_matrix"],
+                threshold=at["threshold"])
+    if at.get("objective") == "fixed" or abs(at["threshold"] - 0.5) < 1e-9 and not objective:
+        return view, f"at threshold {at['threshold']:.2f}"
+    return view, f"at threshold {at['threshold']:.2f}, chosen on validation ({objective})"
+
+
 def predicted_vs_true(report: dict, title: str = "Predicted against true (test split)") -> go.Figure:
     """A regression report's test points, with the line of perfect prediction."""
     pts = report["points"]
@@ -255,6 +279,88 @@ def projection(coords: np.ndarray, frame: pd.DataFrame, color: str, title: str) 
     fig.update_xaxes(showticklabels=False, title=None)
     fig.update_yaxes(showticklabels=False, title=None)
     return _layout(fig, title, height=480)
+
+
+NOT_HELD_OUT = "used in training (not coloured)"
+
+
+def projection_pair(panels: dict[str, np.ndarray], frame: pd.DataFrame, color: str, *, held_out_only: bool = False,
+                    selected=None, title: str | None = None) -> go.Figure:
+    """Side-by-side projections (e.g. before and after fine-tuning) of the same points in one figure: both
+    coloured by the same column with one legend, each point carrying its id (customdata), so a selection in
+    either panel is shown in both.
+
+    Args:
+        panels: {panel title: (n, 2) or (n, 3) coordinates}, rows in `frame`'s order.
+        frame: id, sequence, label, split, held_out (bool) and optionally predicted, error.
+        color: the column to colour by.
+        held_out_only: colour only the points the model was not trained on; the others are grey.
+        selected: ids to highlight in every panel (the rest fade); None or empty: no selection.
+    """
+    from plotly.subplots import make_subplots
+
+    df = frame.reset_index(drop=True).copy()
+    dims = next(iter(panels.values())).shape[1]
+    kind = "scene" if dims == 3 else "xy"
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[text(t) for t in panels],
+                        horizontal_spacing=0.04, specs=[[{"type": kind}] * len(panels)])
+    values = df[color] if color in df.columns else df["label"]
+    numbers = pd.to_numeric(values, errors="coerce")
+    continuous = bool(numbers.notna().all() and numbers.nunique() > 10)
+    mask = df["held_out"].to_numpy(dtype=bool) if held_out_only and "held_out" in df else np.ones(len(df), bool)
+    hover = "<b>%{customdata[0]}</b><br>label %{customdata[1]}<br>%{customdata[2]}"
+    extra = [c for c in ("predicted", "error") if c in df.columns]
+    for j, c in enumerate(extra):
+        hover += f"<br>{c} %{{customdata[{3 + j}]}}"
+    # the raw id last, for mapping a selection back to the points
+    custom = np.column_stack([df["id"].map(text), df["label"].map(text), df["split"].map(text),
+                              *[df[c].map(lambda v: f"{v:.3g}" if isinstance(v, float) else text(v)) for c in extra],
+                              df["id"].astype(str)])
+    chosen = set(map(str, selected or ()))
+    if continuous:
+        groups = [("", mask), (NOT_HELD_OUT, ~mask)]
+    else:
+        shown = values.where(mask, NOT_HELD_OUT).astype(str)
+        cats = [c for c in class_colors(shown[mask]) if c != NOT_HELD_OUT] + ([NOT_HELD_OUT] if (~mask).any() else [])
+        groups = [(c, (shown == c).to_numpy()) for c in cats]
+    colors = class_colors([c for c, _ in groups if c not in ("", NOT_HELD_OUT)]) if not continuous else {}
+    for col, coords in enumerate(panels.values(), start=1):
+        for group, rows in groups:
+            if not rows.any():
+                continue
+            idx = np.flatnonzero(rows)
+            marker = dict(size=3 if dims == 3 else 7, opacity=0.85)
+            if group == NOT_HELD_OUT:
+                marker.update(color="#c8c8c8", opacity=0.5)
+            elif continuous:
+                marker.update(color=numbers.to_numpy()[idx], colorscale="Viridis", showscale=col == 1,
+                              colorbar=dict(title=text(color), orientation="h", y=-0.15, len=0.5) if col == 1 else None,
+                              cmin=float(numbers[mask].min()), cmax=float(numbers[mask].max()))
+            else:
+                marker.update(color=colors.get(group, PALETTE[0]))
+            xyz = dict(x=coords[idx, 0], y=coords[idx, 1])
+            common = dict(mode="markers", marker=marker, customdata=custom[idx], hovertemplate=hover + "<extra></extra>",
+                          name=text(group or color), legendgroup=group or color,
+                          showlegend=col == 1 and not (continuous and group == ""))
+            if dims == 3:
+                trace = go.Scatter3d(z=coords[idx, 2], **xyz, **common)
+            else:
+                trace = go.Scatter(**xyz, **common)
+                if chosen:
+                    trace.selectedpoints = [i for i, rid in enumerate(df["id"].astype(str).to_numpy()[idx])
+                                            if rid in chosen]
+                    trace.unselected = dict(marker=dict(opacity=0.12))
+            fig.add_trace(trace, row=1, col=col)
+    fig.update_xaxes(showticklabels=False, title=None, showgrid=False, zeroline=False)
+    fig.update_yaxes(showticklabels=False, title=None, showgrid=False, zeroline=False)
+    if dims == 3:
+        fig.update_scenes(xaxis_showticklabels=False, yaxis_showticklabels=False, zaxis_showticklabels=False,
+                          xaxis_title="", yaxis_title="", zaxis_title="")
+    _layout(fig, title, height=540)
+    fig.update_layout(margin=dict(l=10, r=10, t=80 if title else 30, b=10), title=dict(y=0.98, yanchor="top"),
+                      legend=dict(title=text(color), orientation="h", yanchor="top", y=-0.04, x=0),
+                      dragmode="lasso" if dims == 2 else None, clickmode="event+select", uirevision=color)
+    return fig
 
 
 def protein_scan(scan: pd.DataFrame, protein_id: str, length: int, threshold: float, *, top: int = 5,

@@ -468,7 +468,7 @@ def pick_run(label: str, key: str, *, finished_only: bool = False, runs: list[Ru
 def _run_label(run: RunDir) -> str:
     s = run.summary()
     model = (s["model"] or "").replace(RANDOM_PREFIX, "random ")
-    return f"{s['run']} · {model} · {s['state']}"
+    return random_label(run, f"{s['name']} · {model} · {s['state']}")
 
 
 # --------------------------------------------------------------------------- sidebar

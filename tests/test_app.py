@@ -158,18 +158,25 @@ def test_runs_page_shows_metrics_with_intervals_and_curves(finished_run):
 
 
 @pytest.mark.slow
-def test_embeddings_page_renders_projections_side_by_side(finished_run):
+def test_embeddings_page_renders_before_and_after_in_one_figure(finished_run):
     at = app("embeddings")
     at.button(key="emb_go").click().run()
     assert not errors(at), errors(at)
-    assert len(at.get("plotly_chart")) == 2  # base and fine-tuned
+    assert len(at.get("plotly_chart")) == 1  # before and after: two panels of one figure
+    labels = [m.label for m in at.metric]
+    assert labels == ["Classes separated, before fine-tuning", "Classes separated, after fine-tuning"]
+    assert all(0 <= float(m.value) <= 1 for m in at.metric)
+    assert any("50 held-out points" in c.value for c in at.caption)  # the run's test split only
     at.selectbox(key="emb_method").set_value("pca").run()
     at.radio(key="emb_dims").set_value(3).run()
     at.selectbox(key="emb_colour").set_value("error").run()
-    assert not errors(at) and len(at.get("plotly_chart")) == 2
-    # the same request again comes from the cache
-    at.button(key="emb_go").click().run()
-    assert any("from the cache" in c.value for c in at.caption)
+    assert not errors(at) and len(at.get("plotly_chart")) == 1
+    downloads = [d.proto.label for d in at.get("download_button")]
+    assert downloads[0] == "Points with coordinates (CSV)" and sum("(HDF5)" in d for d in downloads) == 2
+    # reopening the page reads everything from the run folder: no button to press, no model to load
+    again = app("embeddings")
+    assert again.button(key="emb_go").disabled and len(again.get("plotly_chart")) == 1
+    assert any("from the disk cache" in c.value for c in again.caption)
 
 
 def test_predict_page_scores_a_window_and_scans_a_protein(finished_run, dephos):
