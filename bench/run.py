@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `plmcore` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    ESM3B,
     ESM8M,
     PROTT5,
     TEST_FASTA,
@@ -127,7 +128,7 @@ class Bench:
     def setup(self) -> None:
         out = self.out
         out.mkdir(parents=True, exist_ok=True)
-        for sub in ("train", "embed", "scale", "big", "gpu", "logs", "workspace", "profile"):
+        for sub in ("train", "embed", "scale", "big", "memory", "gpu", "logs", "workspace", "profile"):
             shutil.rmtree(out / sub, ignore_errors=True)
         os.environ["PLMCORE_HOME"] = str(out / "plmcore_home")  # random models are built once, here
         os.environ["PLMCORE_WORKSPACE"] = str(out / "workspace")
@@ -596,6 +597,111 @@ class Bench:
         PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
         log(f"wrote {PROFILE_PATH}")
 
+    # ------------------------------------------------------------------ 7. memory for big models
+    MEMORY_MODELS = {  # key -> (name, source, LoRA targets of the tutorial recipe, summary key prefix)
+        "35m": ("ESM-2 35M", "random:facebook/esm2_t12_35M_UR50D", None, "esm35m"),
+        "650m": ("ESM-2 650M", "random:facebook/esm2_t33_650M_UR50D", None, "esm650m"),
+        "t5": ("ProtT5-XL encoder", PROTT5, ("q", "k", "v", "o"), "prott5"),
+        "3b": ("ESM-2 3B", ESM3B, None, "esm3b"),
+    }
+
+    def sec_memory(self) -> None:
+        """Peak RSS and s per window with and without gradient checkpointing, one fresh process each."""
+        log("7. memory for big models: gradient checkpointing off / on")
+        keys = self.args.memory_models or (["35m"] if self.quick else ["650m", "t5", "3b"])
+        modes = self.args.memory_modes or ["off", "on"]
+        built = self.worker("prepare", {"build": [self.MEMORY_MODELS[k][1] for k in keys]}, "memory-build",
+                            timeout=3600, retry=False)["built"]  # untimed: a random model is built once
+        res, rows = [], []
+        for key in keys:
+            name, src, targets, prefix = self.MEMORY_MODELS[key]
+            for mode in modes:
+                r = self.memory_point(src, targets, mode)
+                r.update(name=name, key=key, prefix=prefix, build=built.get(src))
+                res.append(r)
+                rows.append([name, mode, f"{r['total_params'] / 1e9:.2f}B", r["peak_rss_mb"], r["s_per_window"],
+                             r["setup_s"], r["_other_load_cores"]])
+                suffix = "" if mode == "off" else "_checkpointing"
+                self.put(**{f"{prefix}{suffix}_peak_rss_mb": r["peak_rss_mb"],
+                            f"{prefix}{suffix}_s_per_window": r["s_per_window"]})
+        factors = checkpointing_factors(res)
+        if factors:
+            self.put(checkpointing_time_factor=median(list(factors.values())))
+        g1024 = self.summary.get("gflops_1024")
+        self.results["memory"] = {"runs": res, "gflops_1024": g1024, "checkpointing_factors": factors,
+                                  "steps": 2, "batch": "1 x 8"}
+        notes = ["Tutorial recipe: batch 1, gradient accumulation 8, LoRA r=4 (ProtT5: q,k,v,o), mean pooling, "
+                 f"random weights, the tutorial's windows ({self.n_train} training windows); 2 optimiser steps "
+                 "(16 windows), s per window = the second step / 8. One fresh process per row: peak RSS is its "
+                 "VmHWM, loading included.",
+                 "Time factor of checkpointing (s per window on / off): "
+                 + (", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "not measured") + "."
+                 + self.warn([r["_other_load_cores"] for r in res])]
+        self.emit("7. Memory for big models: gradient checkpointing off / on (plmcore Trainer, CPU)",
+                  md_table(["model", "checkpointing", "parameters", "peak RSS MB", "s per window",
+                            "setup s (load)", "other load"], rows), notes)
+
+    def memory_point(self, source: str, targets, mode: str) -> dict:
+        a = {"source": source, "steps": 2, "split_csv": self.split_csv, "lora_r": 4, "lora_alpha": 8,
+             "batch_size": 1, "grad_accum": 8, "pooling": "mean", "gradient_checkpointing": mode,
+             "lora_targets": list(targets) if targets else None, "skip_eval": True,
+             "run_dir": str(self.out / "memory" / f"{source.split('/')[-1]}-{mode}")}
+        return self.worker("bigtrain", a, f"memory-{source.split('/')[-1]}-{mode}", timeout=3600, retry=False)
+
+    def write_memory_profile(self) -> None:
+        """Add the memory section's measurements to plmcore/perf_profile.json (merged into what is there).
+
+        The off runs become the trainer's efficiency points for their (tokens per step, width) and
+        points of the peak-RSS fit; the median on/off time ratio becomes the checkpointing time factor.
+        """
+        import numpy as np
+
+        from plmcore.estimate import PROFILE_PATH
+
+        mem = self.results.get("memory")
+        if not mem or not mem["runs"]:
+            return
+        prof = json.loads(PROFILE_PATH.read_text()) if PROFILE_PATH.exists() else {}
+        entry = prof.setdefault("cpu", {})
+        g1024 = mem["gflops_1024"]
+        runs = mem["runs"]
+        fresh = [{"model": r["source"], "gradient_checkpointing": bool(r["gradient_checkpointing"]),
+                  "batch_size": r["batch_size"], "windows_per_step": r["windows_per_step"],
+                  "tokens_per_window": r["tokens_per_window"], "s_per_window": r["s_per_window"],
+                  "peak_rss_mb": r["peak_rss_mb"], "total_params": r["total_params"], "trainable": r["trainable"],
+                  "threads": r["threads"], "gflops_1024": g1024, "measured": self.results["started"][:10],
+                  "other_load_cores": r["_other_load_cores"]} for r in runs]
+        # merged with earlier runs of the section: a model measured again replaces its old figure
+        kept = {(p["model"], p["gradient_checkpointing"]): p for p in entry.get("big_models", {}).get("points", [])}
+        kept.update({(p["model"], p["gradient_checkpointing"]): p for p in fresh})
+        entry["big_models"] = {"command": "python bench/run.py --only memory --write-profile",
+                               "points": list(kept.values())}
+        ratios = {}
+        for (model, on), p in kept.items():
+            if on and (model, False) in kept:
+                ratios[model] = p["s_per_window"] / kept[(model, False)]["s_per_window"]
+        if ratios:
+            entry["checkpointing_time_factor"] = round(median(list(ratios.values())), 4)
+        eff = {(p[0], p[1]): p for p in entry.get("train_efficiency_vs_1024", [])}
+        points = {p["model"]: p for p in entry.get("points", [])}
+        for r in runs:
+            if r["gradient_checkpointing"]:
+                continue
+            d = arch_for(r["source"]).d_model
+            tokens = r["batch_size"] * r["tokens_per_window"]
+            eff[(tokens, d)] = [tokens, d, round(r["achieved_gflops"] / g1024, 4)]
+            points[r["source"]] = {"model": r["source"], "tokens_per_step": tokens, "d_model": d,
+                                   "gflops": r["achieved_gflops"], "total_params": r["total_params"],
+                                   "peak_rss_mb": r["peak_rss_mb"]}
+        entry["train_efficiency_vs_1024"] = list(eff.values())
+        entry["points"] = list(points.values())
+        pts = entry["points"]
+        if len(pts) >= 2:
+            slope, icpt = np.polyfit([p["total_params"] for p in pts], [p["peak_rss_mb"] * 2**20 for p in pts], 1)
+            entry["memory"] = {"runtime_bytes": float(max(icpt, 0.0)), "bytes_per_parameter": float(slope)}
+        PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
+        log(f"wrote the memory section to {PROFILE_PATH}")
+
     # ------------------------------------------------------------------ 6. GPU
     def sec_gpu(self) -> None:
         import torch
@@ -676,6 +782,7 @@ class Bench:
             self.summary.setdefault(k, NAN)
         if self.args.write_profile:
             self.write_profile()
+            self.write_memory_profile()
         line = " ".join(f"{k}={_kv(v)}" for k, v in self.summary.items())
         print(line, flush=True)
 
@@ -719,7 +826,7 @@ class Bench:
         self.setup()
         sections = [("peak", self.sec_peak), ("prepare", self.sec_prepare), ("train", self.sec_train),
                     ("embed", self.sec_embed), ("scale", self.sec_scale), ("big", self.sec_big),
-                    ("gpu", self.sec_gpu)]
+                    ("memory", self.sec_memory), ("gpu", self.sec_gpu)]
         if self.args.profile:
             sections.append(("profile", self.sec_profile))
         sections.append(("peak_end", self.sec_peak_end))
@@ -744,6 +851,14 @@ class Bench:
         return 1 if failed else 0
 
 
+def checkpointing_factors(runs: list[dict]) -> dict[str, float]:
+    """s per window with checkpointing / without, per model measured both ways."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["name"], {})[bool(r["gradient_checkpointing"])] = r["s_per_window"]
+    return {name: v[True] / v[False] for name, v in by.items() if True in v and False in v}
+
+
 def _jsonable(o):
     if hasattr(o, "item"):
         return o.item()
@@ -766,10 +881,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: plmcore.models.set_cpu_threads(), i.e. $PLMCORE_THREADS or all CPUs)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per side of each comparison")
-    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "gpu"],
+    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu"],
                    help="sections to leave out")
-    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "gpu", "profile"],
+    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "profile"],
                    help="run only these sections (the peak and the preparation always run)")
+    p.add_argument("--memory-models", nargs="*", choices=list(Bench.MEMORY_MODELS),
+                   help="models of the memory section (default: 650m t5 3b; --quick: 35m)")
+    p.add_argument("--memory-modes", nargs="*", choices=["off", "on"],
+                   help="gradient checkpointing settings measured in the memory section (default: off on)")
     p.add_argument("--retry-noisy", type=float, default=None,
                    help="measure again (once) when other processes kept more than this many cores busy during a "
                         "measurement; the discarded run stays in results.json (default: 0.5, off with --quick)")
