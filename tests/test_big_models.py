@@ -141,3 +141,69 @@ def test_cpu_never_autocasts(tiny_esm):
 
     for precision in ("auto", "bf16", "fp16", "fp32"):
         assert mixed_precision(TrainConfig(model=str(tiny_esm), precision=precision), "cpu") == "no"
+
+
+# --------------------------------------------------------------------------- estimates vs measurements
+
+ESM3B = "random:facebook/esm2_t36_3B_UR50D"
+
+
+def _recorded_points() -> list[dict]:
+    points = E.profile().get("cpu", {}).get("big_models", {}).get("points", [])
+    assert points, "plmcore/perf_profile.json holds no memory-section measurements (bench/run.py --only memory)"
+    return points
+
+
+def _estimate_for(point: dict) -> E.Estimate:
+    arch = E.arch_for(point["model"])
+    targets = ("q", "k", "v", "o") if arch.family == "t5" else None  # the tutorial recipe, as measured
+    return E.estimate(point["model"], n_train=1, window_tokens=point["tokens_per_window"] - arch.n_special, r=4,
+                      targets=targets, batch_size=point["batch_size"],
+                      gradient_checkpointing="on" if point["gradient_checkpointing"] else "off")
+
+
+def test_train_page_estimates_match_the_recorded_measurements_within_20_percent(monkeypatch):
+    """Each recorded run of the memory section (bench/run.py --only memory --write-profile) against the
+    estimate for the same model and settings, with the machine's matmul rate as it was measured then.
+    Memory comes from one least-squares line over all measured models, and time with checkpointing from
+    one time factor for all models, so neither is the measurement read back."""
+    points = _recorded_points()
+    assert {ESM3B, "random:facebook/esm2_t33_650M_UR50D", "random:Rostlab/prot_t5_xl_uniref50"} <= {
+        p["model"] for p in points}
+    assert {True, False} <= {p["gradient_checkpointing"] for p in points}
+    for p in points:
+        monkeypatch.setattr(E, "measured_matmul_gflops", lambda p=p: p["gflops_1024"])
+        est = _estimate_for(p)
+        where = f"{p['model']} checkpointing={p['gradient_checkpointing']}"
+        assert est.checkpointing is p["gradient_checkpointing"]
+        assert est.seconds_per_epoch == pytest.approx(p["s_per_window"], rel=0.2), where
+        assert est.memory_gb * 1e9 == pytest.approx(p["peak_rss_mb"] * 2**20, rel=0.2), where
+
+
+def test_esm2_3b_memory_is_predicted_from_the_smaller_models_and_stays_under_20_gb(monkeypatch):
+    """Leave 3B out of the memory fit: the line through the smaller models must still predict its peak."""
+    import numpy as np
+
+    prof = E.profile()
+    others = [p for p in prof["cpu"]["points"] if p["model"] != ESM3B]
+    slope, icpt = np.polyfit([p["total_params"] for p in others], [p["peak_rss_mb"] * 2**20 for p in others], 1)
+    reduced = {"cpu": {**prof["cpu"], "memory": {"runtime_bytes": icpt, "bytes_per_parameter": slope}}}
+    monkeypatch.setattr(E, "profile", lambda: reduced)
+    for p in (p for p in _recorded_points() if p["model"] == ESM3B):
+        assert p["peak_rss_mb"] < 20_000
+        est = _estimate_for(p)
+        assert est.memory_gb * 1e9 == pytest.approx(p["peak_rss_mb"] * 2**20, rel=0.2)
+
+
+def test_gpu_bench_skips_cleanly_without_cuda():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the GPU section would run")
+    root = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, "bench/run.py", "--gpu"], cwd=root, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "mode=gpu gpu_available=0"
