@@ -601,9 +601,9 @@ class Bench:
 
     # ------------------------------------------------------------------ 7. memory for big models
     MEMORY_MODELS = {  # key -> (name, source, LoRA targets of the tutorial recipe, summary key prefix)
-        "35m": ("ESM-2 35M", "random:facebook/esm2_t12_35M_UR50D", None, "esm35m"),
-        "650m": ("ESM-2 650M", "random:facebook/esm2_t33_650M_UR50D", None, "esm650m"),
-        "t5": ("ProtT5-XL encoder", PROTT5, ("q", "k", "v", "o"), "prott5"),
+        "35m": ("ESM-2 35M", "random:facebook/esm2_t12_35M_UR50D", None, "memory_esm35m"),
+        "650m": ("ESM-2 650M", "random:facebook/esm2_t33_650M_UR50D", None, "memory_esm650m"),
+        "t5": ("ProtT5-XL encoder", PROTT5, ("q", "k", "v", "o"), "memory_prott5"),
         "3b": ("ESM-2 3B", ESM3B, None, "esm3b"),
     }
 
@@ -841,6 +841,10 @@ class Bench:
                 f"esm{key}_epoch_s_extrapolated", f"esm{key}_peak_rss_mb")
         add("ProtT5-XL LoRA: s per window / peak RSS MB / 20x161 windows h (extrapolated)",
             "prott5_s_per_window", "prott5_peak_rss_mb", "prott5_20x161_h_extrapolated")
+        add("ESM-2 3B LoRA, tutorial batch 1 x 8: peak RSS MB / s per window, checkpointing off",
+            "esm3b_peak_rss_mb", "esm3b_s_per_window")
+        add("... checkpointing on", "esm3b_checkpointing_peak_rss_mb", "esm3b_checkpointing_s_per_window")
+        add("gradient checkpointing time factor (median over the models measured)", "checkpointing_time_factor")
         add("peak fp32 GFLOP/s (training shapes / embedding shapes)", "peak_gflops", "peak_gflops_embed")
         return md_table(["headline", "value"], rows)
 
