@@ -207,3 +207,31 @@ def test_gpu_bench_skips_cleanly_without_cuda():
                          timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "mode=gpu gpu_available=0"
+
+
+@pytest.mark.parametrize("family", ["esm", "t5"])
+def test_bf16_base_weights_keep_lora_and_head_in_fp32(tiny_models, family, monkeypatch):
+    """The wiring of base_weights=bf16, run on a CPU by lifting the GPU-only refusal: frozen weights bf16,
+    everything that trains fp32, and a finite gradient reaches every adapter."""
+    import plmcore.models as M
+
+    monkeypatch.setattr(M, "base_weight_kwargs", lambda weights, device: {"dtype": torch.bfloat16})
+    source = str(tiny_models[family])
+    bb = load_backbone(source, base_weights="bf16")
+    model = build_classifier(bb, 2, TrainConfig(model=source, head_dropout=0.0))
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    frozen_linear = [m.weight for m in model.backbone.modules()
+                     if type(m) is torch.nn.Linear and not m.weight.requires_grad]
+    assert frozen_linear and all(w.dtype == torch.bfloat16 for w in frozen_linear)
+    assert trainable and all(p.dtype == torch.float32 for p in trainable.values())
+    with torch.no_grad():
+        for n, p in trainable.items():
+            if "lora_B" in n:
+                p.normal_(0, 0.1)
+    batch = make_batch(bb.encoder.encode(WINDOWS), bb.encoder)
+    model.train()
+    out = model(batch)
+    assert out.dtype == torch.float32
+    out.pow(2).mean().backward()
+    for n, p in trainable.items():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, n
