@@ -21,6 +21,7 @@ TRAIN_FASTA = DATA / "train_sequences.fasta"
 TEST_FASTA = DATA / "test_sequences.fasta"
 ESM8M = "random:facebook/esm2_t6_8M_UR50D"
 PROTT5 = "random:Rostlab/prot_t5_xl_uniref50"
+ESM3B = "random:facebook/esm2_t36_3B_UR50D"
 
 _T0 = time.time()
 

@@ -23,6 +23,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` and `plmcore` imp
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import (  # noqa: E402
+    ESM3B,
     ESM8M,
     PROTT5,
     TEST_FASTA,
@@ -43,6 +44,7 @@ from bench.flops import FORMULA, arch_for, train_flops  # noqa: E402
 from plmcore.embed import MAX_TOKENS  # noqa: E402
 
 NAN = float("nan")
+QUIET_CORES = 0.5  # other processes' load up to which a memory-section time calibrates the estimates
 
 
 def size_label(n: int) -> str:
@@ -57,7 +59,7 @@ class Bench:
     def __init__(self, args):
         self.args = args
         self.quick = args.quick
-        self.mode = "quick" if args.quick else "full"
+        self.mode = "gpu" if getattr(args, "gpu", False) else "quick" if args.quick else "full"
         self.out = Path(args.out).resolve()
         self.results: dict = {"mode": self.mode, "started": datetime.now().isoformat(timespec="seconds")}
         self.summary: dict = {"mode": self.mode}
@@ -127,7 +129,7 @@ class Bench:
     def setup(self) -> None:
         out = self.out
         out.mkdir(parents=True, exist_ok=True)
-        for sub in ("train", "embed", "scale", "big", "gpu", "logs", "workspace", "profile"):
+        for sub in ("train", "embed", "scale", "big", "memory", "gpu", "logs", "workspace", "profile"):
             shutil.rmtree(out / sub, ignore_errors=True)
         os.environ["PLMCORE_HOME"] = str(out / "plmcore_home")  # random models are built once, here
         os.environ["PLMCORE_WORKSPACE"] = str(out / "workspace")
@@ -267,7 +269,9 @@ class Bench:
         split = pd.read_csv(self.split_csv)
         self.n_train = int((split["split"] == "train").sum())
         build = [ESM8M, "random:facebook/esm2_t12_35M_UR50D"]
-        if not self.quick:
+        if self.args.gpu:
+            build = [ESM8M, PROTT5]
+        elif not self.quick:
             build += ["random:facebook/esm2_t30_150M_UR50D", "random:facebook/esm2_t33_650M_UR50D", PROTT5]
         res = self.worker("prepare", {"build": build, "equivalence": True, "split_csv": self.split_csv},
                           "prepare", timeout=3600, retry=False)
@@ -596,6 +600,115 @@ class Bench:
         PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
         log(f"wrote {PROFILE_PATH}")
 
+    # ------------------------------------------------------------------ 7. memory for big models
+    MEMORY_MODELS = {  # key -> (name, source, LoRA targets of the tutorial recipe, summary key prefix)
+        "35m": ("ESM-2 35M", "random:facebook/esm2_t12_35M_UR50D", None, "memory_esm35m"),
+        "650m": ("ESM-2 650M", "random:facebook/esm2_t33_650M_UR50D", None, "memory_esm650m"),
+        "t5": ("ProtT5-XL encoder", PROTT5, ("q", "k", "v", "o"), "memory_prott5"),
+        "3b": ("ESM-2 3B", ESM3B, None, "esm3b"),
+    }
+
+    def sec_memory(self) -> None:
+        """Peak RSS and s per window with and without gradient checkpointing, one fresh process each."""
+        log("7. memory for big models: gradient checkpointing off / on")
+        keys = self.args.memory_models or (["35m"] if self.quick else ["650m", "t5", "3b"])
+        modes = self.args.memory_modes or ["off", "on"]
+        built = self.worker("prepare", {"build": [self.MEMORY_MODELS[k][1] for k in keys]}, "memory-build",
+                            timeout=3600, retry=False)["built"]  # untimed: a random model is built once
+        res, rows = [], []
+        for key in keys:
+            name, src, targets, prefix = self.MEMORY_MODELS[key]
+            for mode in modes:
+                r = self.memory_point(src, targets, mode)
+                r.update(name=name, key=key, prefix=prefix, build=built.get(src))
+                res.append(r)
+                rows.append([name, mode, f"{r['total_params'] / 1e9:.2f}B", r["peak_rss_mb"], r["s_per_window"],
+                             r["setup_s"], r["_other_load_cores"]])
+                suffix = "" if mode == "off" else "_checkpointing"
+                self.put(**{f"{prefix}{suffix}_peak_rss_mb": r["peak_rss_mb"],
+                            f"{prefix}{suffix}_s_per_window": r["s_per_window"]})
+        factors = checkpointing_factors(res)
+        if factors:
+            self.put(checkpointing_time_factor=median(list(factors.values())))
+        g1024 = self.summary.get("gflops_1024")
+        self.results["memory"] = {"runs": res, "gflops_1024": g1024, "checkpointing_factors": factors,
+                                  "steps": 2, "batch": "1 x 8"}
+        notes = ["Tutorial recipe: batch 1, gradient accumulation 8, LoRA r=4 (ProtT5: q,k,v,o), mean pooling, "
+                 f"random weights, the tutorial's windows ({self.n_train} training windows); 2 optimiser steps "
+                 "(16 windows), s per window = the second step / 8. One fresh process per row: peak RSS is its "
+                 "VmHWM, loading included.",
+                 "Time factor of checkpointing (s per window on / off): "
+                 + (", ".join(f"{k} {v:.2f}" for k, v in factors.items()) or "not measured") + "."
+                 + self.warn([r["_other_load_cores"] for r in res])]
+        self.emit("7. Memory for big models: gradient checkpointing off / on (plmcore Trainer, CPU)",
+                  md_table(["model", "checkpointing", "parameters", "peak RSS MB", "s per window",
+                            "setup s (load)", "other load"], rows), notes)
+
+    def memory_point(self, source: str, targets, mode: str) -> dict:
+        a = {"source": source, "steps": 2, "split_csv": self.split_csv, "lora_r": 4, "lora_alpha": 8,
+             "batch_size": 1, "grad_accum": 8, "pooling": "mean", "gradient_checkpointing": mode,
+             "lora_targets": list(targets) if targets else None, "skip_eval": True,
+             "run_dir": str(self.out / "memory" / f"{source.split('/')[-1]}-{mode}")}
+        return self.worker("bigtrain", a, f"memory-{source.split('/')[-1]}-{mode}", timeout=3600, retry=False)
+
+    def write_memory_profile(self) -> None:
+        """Add the memory section's measurements to plmcore/perf_profile.json (merged into what is there).
+
+        The off runs become the trainer's efficiency points for their (tokens per step, width) and
+        points of the peak-RSS fit; the median on/off time ratio becomes the checkpointing time factor.
+        """
+        import numpy as np
+
+        from plmcore.estimate import PROFILE_PATH
+
+        mem = self.results.get("memory")
+        if not mem or not mem["runs"]:
+            return
+        prof = json.loads(PROFILE_PATH.read_text()) if PROFILE_PATH.exists() else {}
+        entry = prof.setdefault("cpu", {})
+        g1024 = mem["gflops_1024"]
+        runs = mem["runs"]
+        fresh = [{"model": r["source"], "gradient_checkpointing": bool(r["gradient_checkpointing"]),
+                  "batch_size": r["batch_size"], "windows_per_step": r["windows_per_step"],
+                  "tokens_per_window": r["tokens_per_window"], "s_per_window": r["s_per_window"],
+                  "peak_rss_mb": r["peak_rss_mb"], "total_params": r["total_params"], "trainable": r["trainable"],
+                  "threads": r["threads"], "gflops_1024": g1024, "measured": self.results["started"][:10],
+                  "other_load_cores": r["_other_load_cores"]} for r in runs]
+        # merged with earlier runs of the section: a model measured again replaces its old figure
+        kept = {(p["model"], p["gradient_checkpointing"]): p for p in entry.get("big_models", {}).get("points", [])}
+        kept.update({(p["model"], p["gradient_checkpointing"]): p for p in fresh})
+        entry["big_models"] = {"command": "python bench/run.py --only memory --write-profile",
+                               "points": list(kept.values())}
+        # times measured while other processes held the CPUs are kept as a record, but they calibrate
+        # nothing: on 2 cores one busy core elsewhere slows torch several-fold (and the peak with it)
+        quiet = {k: p for k, p in kept.items() if p["other_load_cores"] <= QUIET_CORES}
+        ratios = {}
+        for (model, on), p in quiet.items():
+            if on and (model, False) in quiet:
+                ratios[model] = p["s_per_window"] / quiet[(model, False)]["s_per_window"]
+        if ratios:
+            entry["checkpointing_time_factor"] = round(median(list(ratios.values())), 4)
+        eff = {(p[0], p[1]): p for p in entry.get("train_efficiency_vs_1024", [])}
+        points = {p["model"]: p for p in entry.get("points", [])}
+        for r in runs:
+            if r["gradient_checkpointing"]:
+                continue
+            d = arch_for(r["source"]).d_model
+            tokens = r["batch_size"] * r["tokens_per_window"]
+            if r["_other_load_cores"] <= QUIET_CORES:
+                eff[(tokens, d)] = [tokens, d, round(r["achieved_gflops"] / g1024, 4)]
+            points[r["source"]] = {"model": r["source"], "tokens_per_step": tokens, "d_model": d,
+                                   "gflops": r["achieved_gflops"], "total_params": r["total_params"],
+                                   "peak_rss_mb": r["peak_rss_mb"]}
+        entry["train_efficiency_vs_1024"] = list(eff.values())
+        entry["points"] = list(points.values())
+        pts = entry["points"]
+        if len(pts) >= 2:
+            slope, icpt = np.polyfit([p["total_params"] for p in pts], [p["peak_rss_mb"] * 2**20 for p in pts], 1)
+            entry["memory"] = {"runtime_bytes": float(max(icpt, 0.0)), "bytes_per_parameter": float(slope)}
+        PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
+        log(f"wrote the memory section to {PROFILE_PATH}")
+
     # ------------------------------------------------------------------ 6. GPU
     def sec_gpu(self) -> None:
         import torch
@@ -623,20 +736,41 @@ class Bench:
         self.emit(f"6a. GPU training ({torch.cuda.get_device_name(0)}, {mixed} autocast, {N} steps)",
                   md_table(["", "plmcore (ours)", "HF reference"], rows))
         self.put(gpu_train_ratio_vs_reference=med["ours"] / med["ref"], gpu_train_windows_per_s=med["ours"])
-        res = {"train": per}
-        try:
-            a = {"source": PROTT5, "steps": 10, "split_csv": self.split_csv, "lora_r": 4, "batch_size": 1,
-                 "grad_accum": 1, "pooling": "mean", "device": "cuda", "precision": mixed,
-                 "run_dir": str(self.out / "gpu" / "prot_t5")}
-            r = self.worker("bigtrain", a, "gpu-prot_t5", timeout=3600)
-            res["prott5"] = r
-            self.emit("6b. ProtT5-XL LoRA training on the GPU (batch 1)",
-                      md_table(["", "value"], [["peak GPU memory MB (max_memory_allocated)", r["gpu_peak_mb"]],
-                                               ["windows/s", 1 / r["s_per_window"]]]))
-            self.put(gpu_prott5_peak_mb=r["gpu_peak_mb"], gpu_prott5_windows_per_s=1 / r["s_per_window"])
-        except Exception as exc:  # noqa: BLE001
-            self.emit("6b. ProtT5-XL on the GPU", f"failed: {exc}")
+        res = {"train": per, "prott5": self.gpu_prott5(mixed)}
         self.results["gpu"] = res
+
+    def gpu_prott5(self, mixed: str) -> dict:
+        """ProtT5-XL LoRA at the tutorial's batch (1 x 8, r=4 on q,k,v,o): peak GPU memory per way of holding
+        the base weights (fp32 with autocast; bf16; 8-bit and 4-bit where bitsandbytes imports)."""
+        import importlib.util
+
+        ways = ["fp32", "bf16"] + (["int8", "int4"] if importlib.util.find_spec("bitsandbytes") else [])
+        rows, res = [], {}
+        for way in ways:
+            a = {"source": PROTT5, "steps": 4, "split_csv": self.split_csv, "lora_r": 4, "lora_alpha": 8,
+                 "lora_targets": ["q", "k", "v", "o"], "batch_size": 1, "grad_accum": 8, "pooling": "mean",
+                 "device": "cuda", "precision": mixed, "base_weights": way, "gradient_checkpointing": "off",
+                 "skip_eval": True, "run_dir": str(self.out / "gpu" / f"prot_t5-{way}")}
+            try:
+                r = self.worker("bigtrain", a, f"gpu-prot_t5-{way}", timeout=900, retry=False)
+            except Exception as exc:  # noqa: BLE001 - one way failing must not hide the others
+                rows.append([way, f"failed: {str(exc).splitlines()[0]}", "", ""])
+                continue
+            res[way] = r
+            fits = r["gpu_peak_mb"] < 15 * 1000
+            rows.append([way, r["gpu_peak_mb"], 1 / r["s_per_window"], "yes" if fits else "NO"])
+            tag = "" if way == "fp32" else f"_{way}"
+            self.put(**{f"gpu_prott5{tag}_peak_mb": r["gpu_peak_mb"],
+                        f"gpu_prott5{tag}_windows_per_s": 1 / r["s_per_window"],
+                        f"gpu_prott5{tag}_under_15gb": fits})
+        if "int8" not in ways:
+            rows.append(["int8, int4", "skipped: bitsandbytes is not installed", "", ""])
+        self.emit(f"6b. ProtT5-XL encoder LoRA on the GPU, tutorial batch (1 x 8, r=4 on q,k,v,o; {mixed} autocast)",
+                  md_table(["base weights", "peak GPU memory MB (max_memory_allocated)", "windows/s",
+                            "under the seed's 15 GB"], rows),
+                  ["The seed says LoRA makes ProtT5-XL trainable on a GPU with 15 GB (full fine-tuning needs about "
+                   "26 GB); 15 GB is read as 15,000 MB. LoRA adapters and head stay fp32 in every row."])
+        return res
 
     # ------------------------------------------------------------------ profile (optional)
     def sec_profile(self) -> None:
@@ -669,13 +803,14 @@ class Bench:
                 self.headline(), ""]
         (self.out / "report.md").write_text("\n".join(head) + "\n" + "\n".join(self.report))
         log(f"wrote {self.out / 'results.json'} and {self.out / 'report.md'} ({self.results['wall_s']:.0f} s)")
-        required = ["train_ratio_vs_reference", "train_mfu", "embed_mfu", "embed_padding_waste"]
-        if not self.quick:
+        required = [] if self.args.gpu else ["train_ratio_vs_reference", "train_mfu", "embed_mfu", "embed_padding_waste"]
+        if not self.quick and not self.args.gpu:
             required += ["embed_100k_peak_rss_mb", "umap_20k_s"]
         for k in required:
             self.summary.setdefault(k, NAN)
         if self.args.write_profile:
             self.write_profile()
+            self.write_memory_profile()
         line = " ".join(f"{k}={_kv(v)}" for k, v in self.summary.items())
         print(line, flush=True)
 
@@ -711,6 +846,10 @@ class Bench:
                 f"esm{key}_epoch_s_extrapolated", f"esm{key}_peak_rss_mb")
         add("ProtT5-XL LoRA: s per window / peak RSS MB / 20x161 windows h (extrapolated)",
             "prott5_s_per_window", "prott5_peak_rss_mb", "prott5_20x161_h_extrapolated")
+        add("ESM-2 3B LoRA, tutorial batch 1 x 8: peak RSS MB / s per window, checkpointing off",
+            "esm3b_peak_rss_mb", "esm3b_s_per_window")
+        add("... checkpointing on", "esm3b_checkpointing_peak_rss_mb", "esm3b_checkpointing_s_per_window")
+        add("gradient checkpointing time factor (median over the models measured)", "checkpointing_time_factor")
         add("peak fp32 GFLOP/s (training shapes / embedding shapes)", "peak_gflops", "peak_gflops_embed")
         return md_table(["headline", "value"], rows)
 
@@ -719,7 +858,7 @@ class Bench:
         self.setup()
         sections = [("peak", self.sec_peak), ("prepare", self.sec_prepare), ("train", self.sec_train),
                     ("embed", self.sec_embed), ("scale", self.sec_scale), ("big", self.sec_big),
-                    ("gpu", self.sec_gpu)]
+                    ("memory", self.sec_memory), ("gpu", self.sec_gpu)]
         if self.args.profile:
             sections.append(("profile", self.sec_profile))
         sections.append(("peak_end", self.sec_peak_end))
@@ -744,6 +883,14 @@ class Bench:
         return 1 if failed else 0
 
 
+def checkpointing_factors(runs: list[dict]) -> dict[str, float]:
+    """s per window with checkpointing / without, per model measured both ways."""
+    by = {}
+    for r in runs:
+        by.setdefault(r["name"], {})[bool(r["gradient_checkpointing"])] = r["s_per_window"]
+    return {name: v[True] / v[False] for name, v in by.items() if True in v and False in v}
+
+
 def _jsonable(o):
     if hasattr(o, "item"):
         return o.item()
@@ -766,22 +913,36 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: plmcore.models.set_cpu_threads(), i.e. $PLMCORE_THREADS or all CPUs)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per side of each comparison")
-    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "gpu"],
+    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu"],
                    help="sections to leave out")
-    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "gpu", "profile"],
+    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "profile"],
                    help="run only these sections (the peak and the preparation always run)")
+    p.add_argument("--memory-models", nargs="*", choices=list(Bench.MEMORY_MODELS),
+                   help="models of the memory section (default: 650m t5 3b; --quick: 35m)")
+    p.add_argument("--memory-modes", nargs="*", choices=["off", "on"],
+                   help="gradient checkpointing settings measured in the memory section (default: off on)")
     p.add_argument("--retry-noisy", type=float, default=None,
                    help="measure again (once) when other processes kept more than this many cores busy during a "
                         "measurement; the discarded run stays in results.json (default: 0.5, off with --quick)")
     p.add_argument("--wait-quiet", type=float, default=None,
                    help="before each measurement wait up to this many seconds for other processes to leave the "
                         "CPUs alone (default: 0 with --quick, 30 otherwise)")
+    p.add_argument("--gpu", action="store_true",
+                   help="the GPU section alone (under 10 minutes on one GPU): training comparison with bf16 autocast "
+                        "and ProtT5-XL LoRA peak GPU memory; skips cleanly without CUDA")
     p.add_argument("--profile", action="store_true",
                    help="also run torch.profiler over one epoch of each training loop (tables under <out>/profile)")
     p.add_argument("--write-profile", action="store_true",
                    help="write the trainer's measured efficiency and memory to plmcore/perf_profile.json, "
                         "which the Train page's time and memory estimate reads")
     args = p.parse_args(argv)
+    if args.gpu:
+        import torch
+
+        if not torch.cuda.is_available():
+            print("no CUDA GPU on this machine: the GPU section is skipped\nmode=gpu gpu_available=0", flush=True)
+            return 0
+        args.only = ["gpu"]
     if args.only and "profile" in args.only:
         args.profile = True
     if args.retry_noisy is None:

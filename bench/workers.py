@@ -439,12 +439,18 @@ def task_bigtrain(a: dict) -> dict:
     from plmcore.train import Trainer, create_run
 
     over = dict(pooling=a.get("pooling", "mean"), lora_r=a["lora_r"], lora_alpha=a.get("lora_alpha", 16),
-                batch_size=a["batch_size"], grad_accum=a["grad_accum"], head_dropout=0.1)
+                batch_size=a["batch_size"], grad_accum=a["grad_accum"], head_dropout=0.1,
+                gradient_checkpointing=a.get("gradient_checkpointing", "auto"),
+                base_weights=a.get("base_weights", "fp32"))
+    if a.get("lora_targets"):
+        over["lora_targets"] = tuple(a["lora_targets"])
     cfg = _train_config(a, **over)
     run = create_run(cfg, S.load_split(a["split_csv"]), run_dir=a["run_dir"])
     t = now()
     trainer = Trainer(run).setup()
     setup_s = now() - t
+    if a.get("skip_eval"):  # memory section: only the training steps matter, and a 3B evaluation takes minutes
+        trainer._end_of_epoch = lambda epoch: None
     marks = _instrument(trainer)
     cuda = trainer.device.type == "cuda"
     if cuda:
@@ -467,6 +473,7 @@ def task_bigtrain(a: dict) -> dict:
         "train_flops_per_window": fl, "achieved_gflops": fl / s_per_window / 1e9,
         "threads": torch.get_num_threads(), "rss_before_fit_mb": rss_before, "peak_rss_mb": peak_rss_mb(),
         "device": str(trainer.device), "mixed_precision": trainer.accelerator.mixed_precision,
+        "gradient_checkpointing": trainer.checkpointing, "base_weights": cfg.base_weights,
     }
     if cuda:
         out["gpu_peak_mb"] = torch.cuda.max_memory_allocated() / 2**20

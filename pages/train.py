@@ -96,6 +96,8 @@ def settings(source: str, ds, split) -> TrainConfig:
         chosen["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) or None
         chosen["threads"] = ui.setting_input(TrainConfig, "threads", key="train_threads")
         chosen["lora_dropout"] = ui.setting_input(TrainConfig, "lora_dropout", key="train_lora_dropout")
+        chosen["gradient_checkpointing"] = ui.setting_input(TrainConfig, "gradient_checkpointing",
+                                                            key="train_gradient_checkpointing")
         ui.trust_remote_code_switch()
     chosen |= row("baselines", "threshold_objective", "threshold_target", "temperature_scaling", threshold_target=0.9)
     if chosen["threshold_objective"] not in ("specificity", "sensitivity"):
@@ -108,7 +110,8 @@ def show_estimate(config: TrainConfig, split) -> None:
     mean_len = int(train_rows["sequence"].str.len().mean())
     est = estimate(config.model, n_train=len(train_rows), window_tokens=mean_len, r=config.lora_r,
                    targets=config.lora_targets, batch_size=config.batch_size,
-                   n_classes=len(D.classes_of(split["label"])), device_type=_device_type())
+                   n_classes=len(D.classes_of(split["label"])), device_type=_device_type(),
+                   gradient_checkpointing=config.gradient_checkpointing, base_weights=config.base_weights)
     if est is None:
         st.caption("Size and cost are shown once the model's config.json is available locally.")
         return
@@ -120,6 +123,7 @@ def show_estimate(config: TrainConfig, split) -> None:
     c[3].metric("Time per epoch (estimate)",
                 ui.format_seconds(est.seconds_per_epoch) if est.seconds_per_epoch else "not measured")
     st.caption(f"Estimates for {ui.device_name()}: {est.basis}.")
+    st.caption(est.checkpointing_note)
 
 
 def _device_type() -> str:

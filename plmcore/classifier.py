@@ -95,9 +95,11 @@ class SequenceClassifier(nn.Module):
         return pool(self.hidden(batch), batch, self.pooling)
 
     def forward(self, batch: Batch) -> torch.Tensor:
+        # the head is fp32 even over a bf16 or quantised base (base_weights): states are cast up to it
+        dtype = self.head.dense.weight.dtype
         if self.per_token:
-            return self.head(self.hidden(batch))
-        return self.head(self.embed(batch))
+            return self.head(self.hidden(batch).to(dtype))
+        return self.head(self.embed(batch).to(dtype))
 
 
 def add_lora(backbone: Backbone, r: int, alpha: float, dropout: float, targets: tuple[str, ...] | None):
@@ -117,7 +119,13 @@ def add_lora(backbone: Backbone, r: int, alpha: float, dropout: float, targets: 
             f"named {', '.join(linear)}"
         )
     cfg = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(targets), bias="none")
-    wrapped = get_peft_model(backbone.model, cfg)
+    quantized = any(getattr(backbone.model, a, None) for a in ("hf_quantizer", "is_loaded_in_8bit", "is_loaded_in_4bit"))
+    if quantized:  # 8/4-bit base (QLoRA): norms to fp32, base frozen
+        from peft import prepare_model_for_kbit_training
+
+        prepare_model_for_kbit_training(backbone.model, use_gradient_checkpointing=False)
+    # autocast_adapter_dtype: with a bf16 or quantised base, the adapters are still created in fp32
+    wrapped = get_peft_model(backbone.model, cfg, autocast_adapter_dtype=True)
     # the model as the user named it (hub id, preset, random:<preset>), not the folder it was read from
     wrapped.peft_config["default"].base_model_name_or_path = backbone.source
     return wrapped
@@ -133,6 +141,30 @@ def build_classifier(backbone: Backbone, n_outputs: int, config, *, per_token: b
     wrapped = add_lora(backbone, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
     return speed_up(SequenceClassifier(wrapped, backbone.hidden_size, n_outputs, config.pooling, config.head_dropout,
                                        per_token=per_token))
+
+
+def set_checkpointing(model: SequenceClassifier, on: bool) -> None:
+    """Turn gradient (activation) checkpointing of the backbone's layers on or off.
+
+    Non-reentrant checkpointing (torch.utils.checkpoint with use_reentrant=False): it needs no input
+    that requires grad, so it works with frozen embeddings under LoRA, for ESM, BERT and T5 encoders.
+    It only acts in training mode; evaluation is unchanged.
+    """
+    base = model.backbone.get_base_model() if hasattr(model.backbone, "get_base_model") else model.backbone
+    if on:
+        enable = getattr(base, "activation_checkpointing_enable", None)
+        if enable is not None:  # transformers >= 5.x; gradient_checkpointing_enable is its deprecated alias
+            enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    elif getattr(base, "supports_gradient_checkpointing", False):
+        disable = getattr(base, "activation_checkpointing_disable", None) or base.gradient_checkpointing_disable
+        disable()
+
+
+def is_checkpointing(model: SequenceClassifier) -> bool:
+    """Whether any layer of the backbone recomputes its activations in the backward pass."""
+    return any(getattr(m, "gradient_checkpointing", False) is True for m in model.backbone.modules())
 
 
 def save_weights(model: SequenceClassifier, folder: Path, meta: dict) -> None:

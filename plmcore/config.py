@@ -37,6 +37,13 @@ TASKS = {"auto": "from the labels", "classification": "classification: one class
          "residue": "per-residue: a class for each residue"}
 REGRESSION_LOSSES = {"mse": "mean squared error", "huber": "Huber (less swayed by outliers)"}
 PRECISIONS = {"auto": "auto", "fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
+CHECKPOINTINGS = {"auto": "auto (on when the estimate says the run would not fit in memory)", "on": "on",
+                  "off": "off"}
+# How the frozen base weights are stored. Everything but fp32 is GPU-only (plmcore.models.load_backbone);
+# the LoRA adapters and the head always train in fp32.
+BASE_WEIGHTS = {"fp32": "fp32", "bf16": "bf16 (GPU only)", "int8": "8-bit, bitsandbytes (GPU only)",
+                "int4": "4-bit NF4, QLoRA via bitsandbytes (GPU only)"}
+GPU_ONLY_BASE_WEIGHTS = ("bf16", "int8", "int4")
 THRESHOLD_OBJECTIVES = {"mcc": "best MCC on validation", "specificity": "target specificity",
                         "sensitivity": "target sensitivity", "fixed": "fixed at 0.5"}
 TOO_LONG = {"truncate": "truncate", "error": "refuse"}
@@ -51,6 +58,8 @@ Schedule = Literal[tuple(SCHEDULES)]
 ClassWeights = Literal[tuple(CLASS_WEIGHTS)]
 StopMetric = Literal[tuple(STOP_METRICS)]
 Precision = Literal[tuple(PRECISIONS)]
+Checkpointing = Literal[tuple(CHECKPOINTINGS)]
+BaseWeights = Literal[tuple(BASE_WEIGHTS)]
 ThresholdObjective = Literal[tuple(THRESHOLD_OBJECTIVES)]
 TooLong = Literal[tuple(TOO_LONG)]
 LabelSource = Literal[tuple(LABEL_SOURCES)]
@@ -343,6 +352,15 @@ class TrainConfig:
     precision: Precision = setting("auto", "bf16/fp16 autocast on a GPU (auto: bf16 where supported); CPUs "
                                    "always use fp32",
                                    choices=PRECISIONS)
+    gradient_checkpointing: Checkpointing = setting(
+        "auto", "recompute each layer's activations in the backward pass instead of keeping them: less memory, "
+        "more time per step (README, Performance: Big models); auto turns it on when the memory "
+        "estimate says the run would not fit in the memory available", label="Gradient checkpointing",
+        choices=CHECKPOINTINGS)
+    base_weights: BaseWeights = setting(
+        "fp32", "how the frozen base model's weights are held: fp32, or on a CUDA GPU only bf16, or 8-bit / 4-bit "
+        "(QLoRA, needs bitsandbytes); the LoRA adapters and the head always train in fp32",
+        label="Base weights", choices=BASE_WEIGHTS)
     threads: int | None = setting(None, "CPU threads for torch", label="CPU threads", lo=1, none="all cores")
     checkpoint_every_epochs: int = setting(1, "epochs between checkpoints", lo=1)
     baselines: bool = setting(True, "fit composition, one-hot and frozen-embedding baselines on the same split "
@@ -391,6 +409,9 @@ class TrainConfig:
             if not letters or set(letters) - set(VALID_RESIDUES):
                 raise ConfigError(f"residues={self.residues!r}: give one-letter residue codes such as STY")
             object.__setattr__(self, "residues", "".join(sorted(set(letters))))
+        if self.base_weights in GPU_ONLY_BASE_WEIGHTS and self.device in ("cpu", "mps"):
+            raise ConfigError(f"base_weights={self.base_weights!r} needs a CUDA GPU, but device={self.device!r}; "
+                              "use base_weights=fp32 on a CPU")
         if self.threshold_objective in ("specificity", "sensitivity") and self.threshold_target is None:
             raise ConfigError(f"threshold_objective={self.threshold_objective!r} needs threshold_target, "
                               "e.g. 0.9 for 90% on the validation split")

@@ -104,9 +104,12 @@ class Estimate:
     total_parameters: int
     trainable_parameters: int
     train_flops_per_window: float
-    seconds_per_epoch: float | None
-    memory_gb: float
+    seconds_per_epoch: float | None  # with gradient checkpointing when `checkpointing` is True
+    memory_gb: float  # with gradient checkpointing when `checkpointing` is True
     basis: str
+    memory_gb_without_checkpointing: float = 0.0
+    checkpointing: bool = False
+    checkpointing_note: str = ""
 
 
 def lora_parameters(arch: Arch, r: int, targets: tuple[str, ...] | None, n_classes: int = 2) -> int:
@@ -197,13 +200,94 @@ def _efficiency(points, tokens_per_step: int, d_model: int) -> float | None:
     return float(min(points, key=distance)[2])
 
 
+# Bytes a frozen base weight takes in memory, by plmcore.config.BASE_WEIGHTS (storage arithmetic;
+# bitsandbytes adds per-block scales, a few percent, not counted).
+BASE_WEIGHT_BYTES = {"fp32": 4.0, "bf16": 2.0, "int8": 1.0, "int4": 0.5}
+
+
+def memory_bytes(arch: Arch, tokens: int, *, trainable: int, batch_size: int, checkpointing: bool,
+                 device_type: str = "cpu", base_weights: str = "fp32") -> float:
+    """Peak memory of LoRA training: runtime + base weights + adapter/optimiser state + activations.
+
+    The runtime and bytes per parameter come from the benchmark's least-squares fit of peak RSS
+    against parameter count (perf_profile.json "memory"). Activations are counted per layer; with
+    gradient checkpointing only each layer's input is kept, plus one layer's activations while it
+    is recomputed.
+    """
+    total = arch.parameters + trainable
+    act_per_token_layer = 4 * (16 * arch.d_model + 2 * arch.d_ff + 2 * arch.heads * tokens)
+    if checkpointing:
+        activations = batch_size * tokens * (arch.layers * 4 * arch.d_model + act_per_token_layer)
+    else:
+        activations = batch_size * tokens * arch.layers * act_per_token_layer
+    mem = profile().get(device_type, {}).get("memory", {})
+    overhead = mem.get("runtime_bytes", 450e6 if device_type == "cpu" else 600e6)
+    per_param = mem.get("bytes_per_parameter", 4.0) * BASE_WEIGHT_BYTES.get(base_weights, 4.0) / 4.0
+    return overhead + per_param * total + 12 * trainable + activations
+
+
+def checkpointing_time_factor(arch: Arch, tokens: int, r: int, targets=None, device_type: str = "cpu") -> tuple[
+        float, str]:
+    """How much longer a training step takes with gradient checkpointing, and where that figure comes from.
+
+    Measured (bench/run.py --only memory --write-profile: the median ratio of seconds per window with
+    and without, over the models measured) where the profile has it; otherwise the FLOP count: one
+    more forward pass of the encoder per step."""
+    measured = profile().get(device_type, {}).get("checkpointing_time_factor")
+    if measured:
+        return float(measured), "measured"
+    parts = train_flops_parts(arch, tokens, r, targets)
+    return (parts["total"] + parts["forward"]) / parts["total"], "counted (one more forward pass)"
+
+
+def checkpointing_note(setting: str, on: bool, memory_off_gb: float, memory_on_gb: float,
+                       available_gb: float | None, time_factor: float) -> str:
+    """The one sentence the Train page and the training log give about gradient checkpointing."""
+    slower = f"about {time_factor:.1f}x the time per step"
+    room = f"{available_gb:.1f} GB available" if available_gb is not None else "the memory available is unknown"
+    if setting == "on":
+        return (f"Gradient checkpointing is on (your setting): memory {memory_on_gb:.1f} GB instead of "
+                f"{memory_off_gb:.1f} GB, at {slower}.")
+    if setting == "off":
+        return f"Gradient checkpointing is off (your setting); {memory_off_gb:.1f} GB needed, {room}."
+    if on:
+        return (f"Gradient checkpointing turns on automatically: without it this run needs about "
+                f"{memory_off_gb:.1f} GB and {room}; with it {memory_on_gb:.1f} GB, at {slower}.")
+    return f"Gradient checkpointing stays off (auto): the run needs about {memory_off_gb:.1f} GB, {room}."
+
+
+def available_memory_gb(device_type: str = "cpu") -> float | None:
+    """Memory a new run can use now: free GPU memory, or the RAM the OS reports as available."""
+    try:
+        if device_type == "cuda":
+            import torch
+
+            return torch.cuda.mem_get_info()[0] / 1e9
+        import psutil
+
+        return psutil.virtual_memory().available / 1e9
+    except Exception:  # noqa: BLE001 - unknown is a valid answer; auto then keeps checkpointing off
+        return None
+
+
+def decide_checkpointing(setting: str, memory_off_gb: float, available_gb: float | None) -> bool:
+    """on/off as set; auto: on when the run without checkpointing would not fit in the memory available."""
+    if setting in ("on", "off"):
+        return setting == "on"
+    return available_gb is not None and memory_off_gb > available_gb
+
+
 def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=None, batch_size: int = 8,
-             n_classes: int = 2, device_type: str = "cpu") -> Estimate | None:
+             n_classes: int = 2, device_type: str = "cpu", gradient_checkpointing: str = "off",
+             available_gb: float | None = None, base_weights: str = "fp32", timing: bool = True) -> Estimate | None:
     """Parameters, memory and seconds per epoch of LoRA training `source` on `n_train` sequences.
 
     Time: this model's training FLOPs divided by this machine's 1024^3 matmul rate (measured now)
-    times the fraction of that rate the trainer reached in the benchmark. Memory: the benchmark's
-    measured peak-memory fit (runtime + bytes per parameter + activations).
+    times the fraction of that rate the trainer reached in the benchmark, times the measured
+    slowdown of gradient checkpointing when it is on. Memory: the benchmark's measured
+    peak-memory fit (runtime + bytes per parameter + activations). `gradient_checkpointing` is the
+    setting (auto/on/off); auto compares the memory needed with `available_gb` (default: measured
+    now, `available_memory_gb`). `timing=False` skips the time (and the 0.2 s matmul measurement).
     """
     arch = arch_for(source)
     if arch is None:
@@ -216,16 +300,20 @@ def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=N
     seconds = None
     basis = f"no benchmark profile for {device_type} yet (run bench/run.py --write-profile)"
     efficiency = _efficiency(prof.get("train_efficiency_vs_1024"), batch_size * tokens, arch.d_model)
-    if efficiency:
+    if efficiency and timing:
         rate = measured_matmul_gflops() * 1e9 * efficiency
         seconds = flops * n_train / rate
         basis = (f"the trainer reached {efficiency:.0%} of the 1024x1024 matmul rate in bench/run.py "
                  f"({prof.get('machine', 'reference machine')}, {prof.get('measured', '')}); this machine's "
                  f"rate was measured just now")
-    act_per_token_layer = 4 * (16 * arch.d_model + 2 * arch.d_ff + 2 * arch.heads * tokens)
-    activations = batch_size * tokens * arch.layers * act_per_token_layer
-    mem = prof.get("memory", {})
-    overhead = mem.get("runtime_bytes", 450e6 if device_type == "cpu" else 600e6)
-    per_param = mem.get("bytes_per_parameter", 4.0)
-    memory = overhead + per_param * total + 12 * trainable + activations
-    return Estimate(total, trainable, flops, seconds, memory / 1e9, basis)
+    kw = dict(trainable=trainable, batch_size=batch_size, device_type=device_type, base_weights=base_weights)
+    off = memory_bytes(arch, tokens, checkpointing=False, **kw) / 1e9
+    on_mem = memory_bytes(arch, tokens, checkpointing=True, **kw) / 1e9
+    if gradient_checkpointing == "auto" and available_gb is None:
+        available_gb = available_memory_gb(device_type)
+    on = decide_checkpointing(gradient_checkpointing, off, available_gb)
+    factor, _ = checkpointing_time_factor(arch, tokens, r, targets, device_type)
+    note = checkpointing_note(gradient_checkpointing, on, off, on_mem, available_gb, factor)
+    if on and seconds is not None:
+        seconds *= factor
+    return Estimate(total, trainable, flops, seconds, on_mem if on else off, basis, off, on, note)

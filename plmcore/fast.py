@@ -103,6 +103,7 @@ def speed_up(model: nn.Module) -> nn.Module:
             config._attn_implementation = ATTENTION_NAME
         if isinstance(module, EsmIntermediate):
             module.forward = types.MethodType(_esm_intermediate_forward, module)
-        elif isinstance(module, LoraLinear) and isinstance(module.base_layer, nn.Linear):
+        # exactly nn.Linear: bitsandbytes' 8/4-bit layers subclass it but their weights are not plain matrices
+        elif isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear:
             module.forward = types.MethodType(_lora_forward, module)
     return model

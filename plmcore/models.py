@@ -108,6 +108,7 @@ PRESETS: dict[str, Preset] = {
         Preset("facebook/esm2_t12_35M_UR50D", "ESM-2 35M", "esm", _esm(12, 480)),
         Preset("facebook/esm2_t30_150M_UR50D", "ESM-2 150M", "esm", _esm(30, 640)),
         Preset("facebook/esm2_t33_650M_UR50D", "ESM-2 650M", "esm", _esm(33, 1280)),
+        Preset("facebook/esm2_t36_3B_UR50D", "ESM-2 3B", "esm", _esm(36, 2560, heads=40)),
         Preset(
             "Rostlab/prot_bert", "ProtBERT", "bert",
             dict(model_type="bert", vocab_size=30, hidden_size=1024, num_hidden_layers=30,
@@ -378,17 +379,60 @@ def quiet_transformers() -> None:
     warnings.filterwarnings("ignore", category=FutureWarning, module="transformers")
 
 
+def base_weight_kwargs(base_weights: str, device: torch.device | str | None) -> dict:
+    """`from_pretrained` arguments that hold the frozen base weights as `base_weights` asks.
+
+    fp32 everywhere; bf16, int8 and int4 (QLoRA: NF4 with double quantisation, computing in bf16)
+    only on a CUDA GPU. On a CPU half-precision weights would be slow and bitsandbytes' 8/4-bit
+    kernels are built for CUDA, so those are refused rather than silently degraded.
+
+    Raises:
+        ConfigError: a GPU-only choice on a CPU or MPS device, or bitsandbytes missing.
+    """
+    if base_weights == "fp32":
+        return {}
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type != "cuda":
+        raise ConfigError(
+            f"base_weights={base_weights!r} is GPU-only, and this run is on {device.type}: half-precision weights "
+            "are slow on a CPU and bitsandbytes' 8-bit/4-bit kernels need CUDA. Fix: use base_weights=fp32 "
+            "(CLI: --base-weights fp32), or run on a machine with a CUDA GPU."
+        )
+    if base_weights == "bf16":
+        return {"dtype": torch.bfloat16}
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError as exc:
+        raise ConfigError(f"base_weights={base_weights!r} needs the bitsandbytes package on this GPU machine: "
+                          "pip install bitsandbytes") from exc
+    from transformers import BitsAndBytesConfig
+
+    compute = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if base_weights == "int8":
+        quant = BitsAndBytesConfig(load_in_8bit=True)
+    else:
+        quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                   bnb_4bit_compute_dtype=compute)
+    return {"quantization_config": quant, "device_map": {"": device.index or 0}, "dtype": compute}
+
+
 def load_backbone(
     source: str = DEFAULT_MODEL,
     *,
     trust_remote_code: bool = False,
     family: str | None = None,
+    base_weights: str = "fp32",
+    device: torch.device | str | None = None,
 ) -> Backbone:
     """Load the encoder and tokenizer from a hub id, a local folder or `random:<preset>`.
 
+    `base_weights` (plmcore.config.BASE_WEIGHTS): fp32, or on a CUDA `device` only bf16, int8, int4.
+
     Raises:
         ModelLoadError: the model is neither a folder, cached nor reachable (message says how to fix).
+        ConfigError: a GPU-only `base_weights` without a CUDA device (see `base_weight_kwargs`).
     """
+    weight_kwargs = base_weight_kwargs(base_weights, device)
     from transformers import AutoConfig, AutoModel, AutoTokenizer, T5EncoderModel
 
     quiet_transformers()
@@ -419,13 +463,14 @@ def load_backbone(
     random_weights = random_weights or bool(getattr(config, "plmcore_random_weights", False))
     fam = FAMILIES[family or detect_family(config, str(source))]
     kwargs = dict(trust_remote_code=trust_remote_code)
+    model_kwargs = dict(kwargs, **weight_kwargs)
     try:
         if fam.encoder_only_class == "t5-encoder":
-            model = T5EncoderModel.from_pretrained(path, **kwargs)
+            model = T5EncoderModel.from_pretrained(path, **model_kwargs)
         elif config.model_type in ("esm", "bert"):
-            model = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+            model = AutoModel.from_pretrained(path, add_pooling_layer=False, **model_kwargs)
         else:
-            model = AutoModel.from_pretrained(path, **kwargs)
+            model = AutoModel.from_pretrained(path, **model_kwargs)
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
     except OSError as exc:
         raise _load_error(source, exc) from exc

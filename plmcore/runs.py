@@ -131,13 +131,13 @@ _CHECKS = {
 # status.json fields and their types; null is allowed for each. Others are dropped when read.
 STATUS_FIELDS = {
     **dict.fromkeys(("state", "kind", "error", "stage", "device", "precision", "verdict", "best_metric_name",
-                     "fold_run", "how", "test_metric_name"), "str"),
+                     "fold_run", "how", "test_metric_name", "checkpointing_note"), "str"),
     **dict.fromkeys(("pid", "step", "total_steps", "epochs", "best_step", "fold", "folds", "exit_code",
                      "trainable_parameters", "total_parameters"), "int"),
     **dict.fromkeys(("pid_started", "created_at", "queued_at", "started_at", "ended_at", "updated_at", "epoch",
                      "elapsed_s", "train_loss", "best_metric", "duration_s", "threshold", "test_mcc",
                      "test_roc_auc", "test_accuracy", "test_metric"), "num"),
-    **dict.fromkeys(("leaks", "stopped_early"), "bool"),
+    **dict.fromkeys(("leaks", "stopped_early", "gradient_checkpointing"), "bool"),
     "warnings": "strs",
 }
 LABELS_FIELDS = {"task": "str", "classes": "strs", "positive": "str", "window_length": "int", "aligned": "bool",

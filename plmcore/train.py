@@ -25,7 +25,14 @@ import torch
 from plmcore import data as D
 from plmcore import inference, tasks
 from plmcore import splits as S
-from plmcore.classifier import SequenceClassifier, build_classifier, load_weights, make_batch, save_weights
+from plmcore.classifier import (
+    SequenceClassifier,
+    build_classifier,
+    load_weights,
+    make_batch,
+    save_weights,
+    set_checkpointing,
+)
 from plmcore.config import TrainConfig
 from plmcore.errors import ConfigError, RunError, SequenceTooLongError
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
@@ -232,6 +239,28 @@ def mixed_precision(config: TrainConfig, device_type: str) -> str:
     return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
 
 
+def checkpointing_for(config: TrainConfig, train_rows: pd.DataFrame, n_outputs: int,
+                      device_type: str) -> tuple[bool, str]:
+    """Whether this run uses gradient checkpointing, and the sentence that says why.
+
+    `auto` asks plmcore.estimate whether the run (its longest training sequence, its batch) fits in
+    the memory available now; on/off are the user's.
+    """
+    from plmcore.estimate import estimate
+
+    lengths = train_rows["sequence"].str.len()
+    longest = int(min(lengths.max(), config.max_length or lengths.max())) if len(lengths) else 1
+    est = estimate(config.model, n_train=len(train_rows), window_tokens=longest, r=config.lora_r,
+                   targets=config.lora_targets, batch_size=config.batch_size, n_classes=max(2, n_outputs),
+                   device_type=device_type, gradient_checkpointing=config.gradient_checkpointing,
+                   base_weights=config.base_weights, timing=False)
+    if est is None:
+        on = config.gradient_checkpointing == "on"
+        return on, (f"Gradient checkpointing is {'on' if on else 'off'}: no size estimate for {config.model} "
+                    "(auto keeps it off)")
+    return est.checkpointing, est.checkpointing_note
+
+
 def _adamw(params, config: TrainConfig) -> torch.optim.Optimizer:
     """AdamW, with the fused single-kernel update where this torch build has it (same update rule)."""
     try:
@@ -324,8 +353,20 @@ class Trainer:
                  tasks.detect(table["label"].tolist(), table["sequence"].tolist())[1])
         write_json(run.labels_path, lab.to_dict())
 
+        use_cuda = config.device != "cpu" and torch.cuda.is_available()
+        self.accelerator = acc = Accelerator(
+            cpu=config.device == "cpu",
+            mixed_precision=mixed_precision(config, "cuda" if use_cuda else "cpu"),
+            gradient_accumulation_steps=config.grad_accum,
+        )
+        self.device = acc.device
+        # decided before loading, from the estimate and the memory free now (plmcore.estimate)
+        self.checkpointing, self.checkpointing_note = checkpointing_for(config, train_rows, lab.n_outputs,
+                                                                        acc.device.type)
+        log.info(self.checkpointing_note)
         log.info("Loading %s", config.model)
-        backbone = load_backbone(config.model, trust_remote_code=self.trust_remote_code, family=config.family)
+        backbone = load_backbone(config.model, trust_remote_code=self.trust_remote_code, family=config.family,
+                                 base_weights=config.base_weights, device=acc.device)
         limit = min(config.max_length or backbone.max_residues, backbone.max_residues)
         self.limit = limit
         # per-residue tasks cut long proteins into overlapping chunks instead of truncating them
@@ -335,6 +376,7 @@ class Trainer:
         # built on first use), and the run must not depend on whether that happened.
         _seed_everything(config.seed)
         model = build_classifier(backbone, lab.n_outputs, config, per_token=task == "residue")
+        set_checkpointing(model, self.checkpointing)
         self.trainable, self.total = count_parameters(model)
         log.info("Parameters: %s trainable of %s total (%.2f%%)", f"{self.trainable:,}", f"{self.total:,}",
                  100 * self.trainable / self.total)
@@ -348,13 +390,6 @@ class Trainer:
             list(range(len(train_set.tokens))), batch_sampler=self.sampler, collate_fn=_Collate(train_set, encoder),
             generator=torch.Generator().manual_seed(config.seed),
         )
-        use_cuda = config.device != "cpu" and torch.cuda.is_available()
-        self.accelerator = acc = Accelerator(
-            cpu=config.device == "cpu",
-            mixed_precision=mixed_precision(config, "cuda" if use_cuda else "cpu"),
-            gradient_accumulation_steps=config.grad_accum,
-        )
-        self.device = acc.device
         log.info("Device %s, precision %s, %d CPU threads", self.device, acc.mixed_precision, threads)
 
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -394,7 +429,8 @@ class Trainer:
                                   device=str(self.device), processes=acc.num_processes)
             run.write_status("running", total_steps=self.total_steps, step=self.state["step"], epochs=self.epochs,
                              trainable_parameters=self.trainable, total_parameters=self.total,
-                             device=str(self.device), precision=acc.mixed_precision)
+                             device=str(self.device), precision=acc.mixed_precision,
+                             gradient_checkpointing=self.checkpointing, checkpointing_note=self.checkpointing_note)
         return self
 
     @property

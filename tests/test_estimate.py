@@ -74,3 +74,26 @@ def test_time_and_memory_come_from_the_profile(tmp_path, monkeypatch):
     assert est.seconds_per_epoch == pytest.approx(est.train_flops_per_window * 100 / (100e9 * 0.5))
     assert est.memory_gb > (1e9 + 10 * est.total_parameters) / 1e9
     assert "50%" in est.basis
+
+
+def test_checkpointing_time_factor_is_measured_or_else_counted(tmp_path, monkeypatch):
+    arch = E.arch_for("random:facebook/esm2_t6_8M_UR50D")
+    path = tmp_path / "perf_profile.json"
+    monkeypatch.setattr(E, "PROFILE_PATH", path)
+    path.write_text(json.dumps({"cpu": {"checkpointing_time_factor": 1.7}}))
+    assert E.checkpointing_time_factor(arch, 35, 8) == (1.7, "measured")
+    path.write_text("{}")
+    factor, how = E.checkpointing_time_factor(arch, 35, 8)
+    parts = E.train_flops_parts(arch, 35, 8)
+    assert factor == pytest.approx((parts["total"] + parts["forward"]) / parts["total"])
+    assert 1.3 < factor < 1.6 and how.startswith("counted")
+
+
+def test_checkpointing_saves_activation_memory_where_activations_dominate():
+    arch = E.arch_for("random:facebook/esm2_t33_650M_UR50D")
+    short = [E.memory_bytes(arch, 35, trainable=10**6, batch_size=1, checkpointing=c) for c in (False, True)]
+    long = [E.memory_bytes(arch, 1024, trainable=10**6, batch_size=8, checkpointing=c) for c in (False, True)]
+    assert short[1] < short[0] < 1.1 * short[1]  # the tutorial's batch of 1 window: the weights dominate
+    assert long[0] > 3 * long[1]  # 8 proteins of 1,000 residues: most of the memory is activations
+    half = E.memory_bytes(arch, 35, trainable=10**6, batch_size=1, checkpointing=False, base_weights="bf16")
+    assert half < 0.65 * short[0]  # half the weight bytes; the runtime stays
