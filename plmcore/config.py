@@ -337,7 +337,8 @@ class TrainConfig:
     class_weights: ClassWeights = setting("none", "weigh rarer classes more in the loss", label="Class weights",
                                           choices=CLASS_WEIGHTS)
     early_stopping_metric: StopMetric = setting(
-        "auto", "validation metric that picks the best checkpoint and stops training early",
+        "auto", "validation metric that picks the best checkpoint and stops training early (auto: MCC for "
+        "classification, ROC-AUC per residue, Spearman for regression, macro ROC-AUC for multi-label)",
         label="Early-stopping metric",
         choices=STOP_METRICS)
     patience: int | None = setting(5, "evaluations without improvement before stopping (0 on the command line: "

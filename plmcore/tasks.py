@@ -44,7 +44,8 @@ MULTILABEL_METRICS = ("macro_roc_auc", "macro_pr_auc", "macro_f1", "micro_roc_au
 # the metric each task is judged by: early stopping ("auto"), baselines' choice, the verdict
 DECISION = {"classification": "roc_auc", "regression": "spearman", "multilabel": "macro_roc_auc",
             "residue": "roc_auc"}
-STOP_DEFAULT = {"classification": "mcc", "regression": "spearman", "multilabel": "macro_roc_auc", "residue": "mcc"}
+STOP_DEFAULT = {"classification": "mcc", "regression": "spearman", "multilabel": "macro_roc_auc",
+                "residue": "roc_auc"}  # residues are mostly negatives: MCC at 0.5 stays 0 while ranking improves
 METRIC_WORDS = {"spearman": "Spearman ρ", "pearson": "Pearson r", "r2": "R²", "rmse": "RMSE", "mae": "MAE",
                 "macro_roc_auc": "macro ROC-AUC", "macro_pr_auc": "macro PR-AUC", "macro_f1": "macro F1",
                 "micro_roc_auc": "micro ROC-AUC", "micro_pr_auc": "micro PR-AUC", "micro_f1": "micro F1",
