@@ -480,6 +480,13 @@ def _scan_job(args, load, settings, warn) -> int:
 
     job = ScanDir(args.job).require()
     with lifecycle(job, kind="scan") as stop:
+        last = {"t": 0.0}
+
+        def progress(done: float, total: int) -> None:  # for the page's bar and ETA, every 2 s at most
+            if time.time() - last["t"] >= 2:
+                last["t"] = time.time()
+                job.write_status("running", records_done=round(done, 1), records_total=total)
+
         def on_chunk(state: dict) -> None:
             job.write_status("running", records_done=state["records_done"], records_total=state["records_total"],
                              rows=state["rows"])
@@ -489,7 +496,7 @@ def _scan_job(args, load, settings, warn) -> int:
         loaded = load()
         job.write_status("running", stage=None, started_at=time.time())
         state = scan_file(loaded, args.input, args.output, settings, restart=args.restart, warn=warn,
-                          stop=lambda: stop["flag"], on_chunk=on_chunk)
+                          stop=lambda: stop["flag"], on_chunk=on_chunk, progress=progress)
         if not state["finished"]:
             raise Cancelled()
         job.write_status("finished", ended_at=time.time(), records_done=state["records_done"],

@@ -38,6 +38,7 @@ from plmcore.runs import RunDir, write_json
 # of a proteome are ~250 proteins and, at ~3% tyrosines, ~3,000 Y windows: large enough for full
 # inference batches, small enough that an interruption loses under a minute on a CPU.
 CHUNK_RESIDUES = 100_000
+BACKGROUND_PROTEINS = 200  # the Predict page scans larger uploads in a worker process (ScanDir)
 FORMAT = 1  # of the progress file and the CSV layout; a change refuses to resume older scans
 
 Progress = Callable[[float, int], None] | None
@@ -280,7 +281,11 @@ class ScanDir(RunDir):
 
     def command(self) -> str:
         """The shell command the worker runs (to resume or rerun by hand)."""
-        return "python -m plmcore " + " ".join(shlex.quote(a) for a in self.spec()["args"])
+        args = self.spec()["args"]
+        if "--job" in args:
+            i = args.index("--job")
+            args = args[:i] + args[i + 2:]
+        return "python -m plmcore " + " ".join(shlex.quote(a) for a in args)
 
 
 def scans_root(workspace: Path | str) -> Path:

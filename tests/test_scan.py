@@ -161,3 +161,42 @@ def test_cli_scans_a_file_and_resumes(window_run, tmp_path, capsys):
     assert "--restart" in capsys.readouterr().err
     assert main(["predict", str(window_run.source), "--input", str(fasta), "--output", str(out), "--restart"]) == 0
     assert out.read_bytes() == first
+
+
+@pytest.mark.slow
+def test_predict_page_scans_a_big_upload_in_the_background(tmp_path, monkeypatch):
+    """An upload of more proteins than BACKGROUND_PROTEINS goes to a worker; the page shows its progress,
+    then the CSV to download, which is what the command line writes."""
+    from streamlit.testing.v1 import AppTest
+
+    from plmcore import scan as S
+    from plmcore.runs import wait
+
+    ws = tmp_path / "ws"
+    monkeypatch.setenv("PLMCORE_WORKSPACE", str(ws))
+    monkeypatch.setattr(S, "BACKGROUND_PROTEINS", 10)
+    fasta = write_fasta(tmp_path / "motif.fasta", motif_windows(60))
+    train(TrainConfig(model="random:tiny-esm", epochs=1, baselines=False,
+                      data=DataSpec(train=(str(fasta),), val_fraction=0.2, test_fraction=0.2)),
+          run_dir=ws / "runs" / "motif")
+    big = proteome(tmp_path / "proteome.fasta", n=24)
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "app.py"), default_timeout=180)
+    at.run()
+    at.switch_page("pages/predict.py").run()
+    at.radio(key="pred_how").set_value("Upload a FASTA file").run()
+    at.file_uploader(key="pred_upload").upload(big.name, big.read_bytes(), "text/plain")
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("24 proteins" in i.value and "background" in i.value for i in at.info)
+    assert not at.get("button") or "pred_go" not in [b.key for b in at.button]  # no immediate scoring
+    at.button(key="pred_bg_go").click().run()
+    job = S.list_scans(ws)[0]
+    status = wait(job, timeout=300)
+    assert status["state"] == "finished", job.log_tail()
+    at.run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Finished" in s.value for s in at.success)
+    assert "plmcore predict" in " ".join(c.value for c in at.caption)
+    expected = tmp_path / "cli.csv"
+    assert main(["predict", str(ws / "runs" / "motif"), "--input", str(big), "--output", str(expected)]) == 0
+    assert job.output_path.read_bytes() == expected.read_bytes()
