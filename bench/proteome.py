@@ -24,6 +24,7 @@ COMPOSITION = {"A": 8.25, "R": 5.53, "N": 4.06, "D": 5.45, "C": 1.37, "Q": 3.93,
                "Y": 2.92, "V": 6.87}
 LENGTH_MEDIAN, LENGTH_SIGMA, LENGTH_MIN, LENGTH_MAX = 375, 0.75, 30, 5000
 PROTEOME = 20_000
+SMALL = 2_000  # memory: peak RSS of a scan of SMALL proteins vs the whole proteome
 
 
 def synthetic_proteome(path: Path, n: int, seed: int = 15) -> dict:
@@ -63,7 +64,7 @@ def task_proteome_run(a: dict) -> dict:
     from plmcore.train import train
 
     _threads()
-    cfg = TrainConfig(model=ESM8M, max_steps=1, patience=None, baselines=False,
+    cfg = TrainConfig(model=a.get("model", ESM8M), max_steps=1, patience=None, baselines=False,
                       data=DataSpec(train=(str(TRAIN_FASTA),), val_fraction=0.1, test_fraction=0.1))
     run = train(cfg, run_dir=a["run_dir"])
     return {"state": run.status()["state"], "window": run.labels().get("window_length")}
@@ -135,7 +136,6 @@ def section(bench) -> None:
     full = out / f"proteome_{PROTEOME}.fasta"
     facts = synthetic_proteome(full, PROTEOME)
     subset_n = 200 if quick else 1000
-    small_n = 100 if quick else 2000  # memory: peak RSS of a small scan vs the whole proteome
     subset = out / f"proteome_{subset_n}.fasta"
     sub_facts = synthetic_proteome(subset, subset_n)
     reps = bench.args.reps or (2 if quick else 3)
@@ -161,17 +161,29 @@ def section(bench) -> None:
                extrapolated}
     kv = {"proteome_scan_tokens_per_s_ratio": ratio, "proteome_scan_tokens_per_s": tok_scan,
           "proteome_model_tokens_per_s": tok_model}
-    small = out / f"proteome_{small_n}.fasta"
-    synthetic_proteome(small, small_n)
-    sizes = [(small_n, small)] + ([] if quick else [(PROTEOME, full)])
-    for n, fasta in sizes:
-        res = bench.worker("proteome_scan", {"run_dir": str(run_dir), "fasta": str(fasta),
-                                             "output": str(out / f"scan_{n}.csv")}, f"proteome-scan-{n}",
-                           timeout=4 * 3600, retry=False)
-        results[f"scan_{n}"] = res
-        rows.append([f"scan of {n:,} proteins: s / peak RSS MB / rows",
+    # memory: the same pipeline with the tiny model (its weights are constant; what could grow is the pipeline's)
+    tiny_dir = out / "run-tiny"
+    if not (tiny_dir / "best" / "head.safetensors").exists():
+        bench.worker("proteome_run", {"run_dir": str(tiny_dir), "model": "random:tiny-esm"}, "proteome-run-tiny",
+                     timeout=1800, retry=False)
+    small = out / f"proteome_{SMALL}.fasta"
+    synthetic_proteome(small, SMALL)
+    for n, fasta in ((SMALL, small), (PROTEOME, full)):
+        res = bench.worker("proteome_scan", {"run_dir": str(tiny_dir), "fasta": str(fasta),
+                                             "output": str(out / f"scan_tiny_{n}.csv")}, f"proteome-scan-tiny-{n}",
+                           timeout=3600, retry=False)
+        results[f"scan_tiny_{n}"] = res
+        rows.append([f"memory: scan of {n:,} proteins with tiny-esm: s / peak RSS MB / rows",
                      f"{fmt(res['seconds'])} / {fmt(res['peak_rss_mb'])} / {res['rows']:,}"])
-        kv[f"proteome_{n}_peak_rss_mb"] = res["peak_rss_mb"]
+        kv[f"proteome_tiny_{n}_peak_rss_mb"] = res["peak_rss_mb"]
+    if not quick:
+        res = bench.worker("proteome_scan", {"run_dir": str(run_dir), "fasta": str(full),
+                                             "output": str(out / f"scan_{PROTEOME}.csv")}, f"proteome-scan-{PROTEOME}",
+                           timeout=4 * 3600, retry=False)
+        results[f"scan_{PROTEOME}"] = res
+        rows.append([f"scan of {PROTEOME:,} proteins with ESM-2 8M: s / peak RSS MB / rows",
+                     f"{fmt(res['seconds'])} / {fmt(res['peak_rss_mb'])} / {res['rows']:,}"])
+        kv["proteome_scan_peak_rss_mb"] = res["peak_rss_mb"]
     if quick:
         kv[f"proteome_scan_s_extrapolated_from_{subset_n}"] = extrapolated
     else:

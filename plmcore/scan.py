@@ -128,7 +128,8 @@ def _score_chunk(loaded, chunk: list[tuple[str, str, str]], settings: ScanSettin
     table, warnings = clean_input(table)
     frames = predict_table(loaded, table, scan=settings.scan, residues=settings.residues, window=settings.window,
                            threshold=settings.threshold, progress=lambda what: progress)
-    parts = [df.assign(kind=kind) for kind, df in frames.items() if len(df)]
+    # object columns keep whole numbers whole ("12", not "12.0") where the other kind's rows leave gaps
+    parts = [df.astype(object).assign(kind=kind) for kind, df in frames.items() if len(df)]
     out = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
     return out.reindex(columns=columns), warnings
 
