@@ -24,7 +24,6 @@ COMPOSITION = {"A": 8.25, "R": 5.53, "N": 4.06, "D": 5.45, "C": 1.37, "Q": 3.93,
                "Y": 2.92, "V": 6.87}
 LENGTH_MEDIAN, LENGTH_SIGMA, LENGTH_MIN, LENGTH_MAX = 375, 0.75, 30, 5000
 PROTEOME = 20_000
-SMALL = 2_000  # memory: peak RSS of a scan of SMALL proteins vs the whole proteome
 
 
 def synthetic_proteome(path: Path, n: int, seed: int = 15) -> dict:
@@ -135,7 +134,7 @@ def section(bench) -> None:
         bench.worker("proteome_run", {"run_dir": str(run_dir)}, "proteome-run", timeout=1800, retry=False)
     full = out / f"proteome_{PROTEOME}.fasta"
     facts = synthetic_proteome(full, PROTEOME)
-    subset_n = 200 if quick else 1000
+    subset_n = 40 if quick else 1000
     subset = out / f"proteome_{subset_n}.fasta"
     sub_facts = synthetic_proteome(subset, subset_n)
     reps = bench.args.reps or (2 if quick else 3)
@@ -166,9 +165,11 @@ def section(bench) -> None:
     if not (tiny_dir / "best" / "head.safetensors").exists():
         bench.worker("proteome_run", {"run_dir": str(tiny_dir), "model": "random:tiny-esm"}, "proteome-run-tiny",
                      timeout=1800, retry=False)
-    small = out / f"proteome_{SMALL}.fasta"
-    synthetic_proteome(small, SMALL)
-    for n, fasta in ((SMALL, small), (PROTEOME, full)):
+    sizes = (200, 2000) if quick else (2000, PROTEOME)
+    for n in sizes:
+        fasta = full if n == PROTEOME else out / f"proteome_{n}.fasta"
+        if n != PROTEOME:
+            synthetic_proteome(fasta, n)
         res = bench.worker("proteome_scan", {"run_dir": str(tiny_dir), "fasta": str(fasta),
                                              "output": str(out / f"scan_tiny_{n}.csv")}, f"proteome-scan-tiny-{n}",
                            timeout=3600, retry=False)
