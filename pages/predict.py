@@ -105,13 +105,16 @@ def background(loaded, upload, n: int, settings) -> None:
     if st.button("Start the scan", key="pred_bg_go", type="primary"):
         job = S.create_scan(ui.workspace(), str(loaded.source), upload.name, upload.getvalue(), settings)
         S.start_scan(job, workspace_dir=ui.workspace(), trust_remote_code=ui.trust_remote_code())
-        st.session_state["pred_scan"] = str(job.path)
+        st.session_state["pred_scan_pick"] = str(job.path)  # show the new scan
+    if loaded.backbone.random_weights:
+        st.warning("This run's base model has **random weights**: its scores show how the app works and mean "
+                   "nothing about your proteins.")
     scans = S.list_scans(ui.workspace())
     if scans:
         names = {str(j.path): j.name for j in scans}
-        chosen = st.session_state.get("pred_scan")
-        index = list(names).index(chosen) if chosen in names else 0
-        path = st.selectbox("Scan", list(names), index=index, format_func=names.get, key="pred_scan_pick")
+        if st.session_state.get("pred_scan_pick") not in names:
+            st.session_state.pop("pred_scan_pick", None)
+        path = st.selectbox("Scan", list(names), format_func=names.get, key="pred_scan_pick")
         job = S.ScanDir(path)
         if job.status().get("state") in ACTIVE_STATES:
             live_scan(job)
