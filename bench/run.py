@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     spread,
 )
 from bench.flops import FORMULA, arch_for, train_flops  # noqa: E402
+from bench.proteome import section as proteome_section  # noqa: E402
 from plmcore.embed import MAX_TOKENS  # noqa: E402
 
 NAN = float("nan")
@@ -858,7 +859,7 @@ class Bench:
         self.setup()
         sections = [("peak", self.sec_peak), ("prepare", self.sec_prepare), ("train", self.sec_train),
                     ("embed", self.sec_embed), ("scale", self.sec_scale), ("big", self.sec_big),
-                    ("memory", self.sec_memory), ("gpu", self.sec_gpu)]
+                    ("memory", self.sec_memory), ("gpu", self.sec_gpu), ("proteome", lambda: proteome_section(self))]
         if self.args.profile:
             sections.append(("profile", self.sec_profile))
         sections.append(("peak_end", self.sec_peak_end))
@@ -913,9 +914,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: plmcore.models.set_cpu_threads(), i.e. $PLMCORE_THREADS or all CPUs)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per side of each comparison")
-    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu"],
+    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "proteome"],
                    help="sections to leave out")
-    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "profile"],
+    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "profile",
+                                                 "proteome"],
                    help="run only these sections (the peak and the preparation always run)")
     p.add_argument("--memory-models", nargs="*", choices=list(Bench.MEMORY_MODELS),
                    help="models of the memory section (default: 650m t5 3b; --quick: 35m)")

@@ -481,6 +481,8 @@ def task_bigtrain(a: dict) -> dict:
     return out
 
 
+from bench.proteome import task_proteome_compare, task_proteome_run, task_proteome_scan  # noqa: E402,F401
+
 TASKS = {name[5:]: fn for name, fn in globals().items() if name.startswith("task_")}
 
 

@@ -6,9 +6,11 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import figures as F
 from plmcore import present as P
+from plmcore import scan as S
 from plmcore import ui
 from plmcore.errors import LabelError
 from plmcore.predict import at_threshold, clean_input, describe_run, predict_table
+from plmcore.runs import ACTIVE_STATES, cancel
 
 st.title("Predict")
 st.caption("Sequences as long as the training windows are scored directly; longer proteins are scanned at "
@@ -65,6 +67,11 @@ def page() -> None:
                               help="the run's threshold, chosen on validation, by default")
     elif loaded.task == "multilabel":
         c2.caption("Each label is called at its own threshold, chosen on validation.")
+    upload = st.session_state.get("pred_upload") if st.session_state.get("pred_how") != "Paste sequences" else None
+    if table is not None and upload is not None and len(table) > S.BACKGROUND_PROTEINS:
+        background(loaded, upload, len(table), S.ScanSettings(residues=residues.strip().upper() or None,
+                                                               threshold=threshold))
+        return
     if st.button("Score", key="pred_go", type="primary"):
         if table is None:
             ui.fail("Paste sequences or upload a FASTA file first.")
@@ -89,6 +96,66 @@ def page() -> None:
     if not stored or stored[0] != loaded.name:
         return
     show(stored[1], loaded, threshold)
+
+
+def background(loaded, upload, n: int, settings) -> None:
+    """A proteome-sized upload: scanned by a worker process into a CSV in the workspace."""
+    st.info(f"{n:,} proteins: more than {S.BACKGROUND_PROTEINS} are scanned in the background. You can leave "
+            "this page; the scan goes on, and an interrupted scan resumes where it stopped.")
+    if st.button("Start the scan", key="pred_bg_go", type="primary"):
+        job = S.create_scan(ui.workspace(), str(loaded.source), upload.name, upload.getvalue(), settings)
+        S.start_scan(job, workspace_dir=ui.workspace(), trust_remote_code=ui.trust_remote_code())
+        st.session_state["pred_scan_pick"] = str(job.path)  # show the new scan
+    if loaded.backbone.random_weights:
+        st.warning("This run's base model has **random weights**: its scores show how the app works and mean "
+                   "nothing about your proteins.")
+    scans = S.list_scans(ui.workspace())
+    if scans:
+        names = {str(j.path): j.name for j in scans}
+        if st.session_state.get("pred_scan_pick") not in names:
+            st.session_state.pop("pred_scan_pick", None)
+        path = st.selectbox("Scan", list(names), format_func=names.get, key="pred_scan_pick")
+        job = S.ScanDir(path)
+        if job.status().get("state") in ACTIVE_STATES:
+            live_scan(job)
+        else:
+            render_scan(job)
+
+
+@st.fragment(run_every=2)
+def live_scan(job) -> None:
+    if job.status().get("state") not in ACTIVE_STATES:
+        st.rerun()  # stop polling: the page shows the final state without a timer
+    render_scan(job)
+
+
+def render_scan(job) -> None:
+    status, done = job.status(), job.progress()
+    state = status.get("state")
+    total = status.get("records_total") or done.get("records_total") or 0
+    count = status.get("records_done") or done.get("records_done") or 0
+    eta = S.eta_seconds(status) if state == "running" else None
+    text = f"{state}: {int(count):,} of {total:,} proteins" if total else f"{state}…"
+    if eta is not None:
+        text += f" · {ui.format_seconds(eta)} left"
+    st.progress(min(count / total, 1.0) if total else 0.0, text=text)
+    if state in ACTIVE_STATES:
+        if st.button("Stop the scan", key="pred_bg_stop"):
+            cancel(job)
+            st.toast("Stopping after the current chunk; the scan can be resumed.")
+    elif state == "finished":
+        st.success(f"Finished: {done.get('rows', 0):,} rows.")
+    else:
+        if state == "failed":
+            st.error(f"The scan failed: {ui.md(status.get('error'))}")
+        if st.button("Resume the scan", key="pred_bg_resume"):
+            S.start_scan(job, workspace_dir=ui.workspace(), trust_remote_code=ui.trust_remote_code())
+            st.rerun()
+    if state not in ACTIVE_STATES and done.get("rows"):
+        what = "all rows" if done.get("finished") else "the rows so far"
+        st.download_button(f"Download {what} (CSV)", job.output_path.read_bytes()[:done["bytes"]],
+                           f"{job.name}_sites.csv", mime="text/csv", key="pred_bg_dl", icon=":material/download:")
+    st.caption(f"The same scan from the command line (it resumes too): `{job.command()}`")
 
 
 def show(results: dict, loaded, threshold: float | None) -> None:

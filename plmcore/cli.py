@@ -434,10 +434,93 @@ def _add_predict(sub) -> None:
     p.add_argument("--residues", help="candidate residues to scan (default: those at the training windows' centre)")
     p.add_argument("--window", type=int, help="window length for scanning (default: the training length)")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the run's)")
-    p.add_argument("--output", help="write the table as CSV here")
+    p.add_argument("--output", help="write the table as CSV here; with --input the file is scanned as a stream "
+                                    "(any number of proteins, flat memory, resumable: see --restart)")
+    p.add_argument("--restart", action="store_true",
+                   help="with --input and --output: start over instead of resuming an interrupted scan")
+    p.add_argument("--job", metavar="DIR", help=argparse.SUPPRESS)  # the app's background scan folder
     p.add_argument("--device", default="auto")
     p.add_argument("--trust-remote-code", action="store_true", help="let the model run its own code from the hub")
     p.set_defaults(func=cmd_predict)
+
+
+def _scan_bar():
+    """A tqdm bar over records (fractional inside a chunk), with rate and ETA."""
+    from tqdm.auto import tqdm
+
+    state = {"bar": None}
+
+    def update(done: float, total: int) -> None:
+        if state["bar"] is None:
+            state["bar"] = tqdm(total=total, initial=int(done), desc="scanning", unit="protein",
+                                dynamic_ncols=True, smoothing=0.1)
+        state["bar"].n = int(done)
+        state["bar"].refresh()
+
+    def close() -> None:
+        if state["bar"] is not None:
+            state["bar"].close()
+
+    return update, close
+
+
+def cmd_scan(args) -> int:
+    """predict --input FILE --output CSV: a streamed, resumable scan (plmcore.scan)."""
+    from plmcore.predict import load_model
+    from plmcore.scan import ScanSettings, scan_file
+
+    settings = ScanSettings(residues=args.residues, window=args.window, threshold=args.threshold, scan=args.scan)
+
+    def warn(message: str) -> None:
+        print(f"warning: {message}", file=sys.stderr)
+
+    def load():
+        return load_model(args.run, device=args.device, trust_remote_code=args.trust_remote_code)
+
+    if args.job:
+        return _scan_job(args, load, settings, warn)
+    loaded = load()
+    bar, close = _scan_bar()
+    try:
+        state = scan_file(loaded, args.input, args.output, settings, restart=args.restart, progress=bar, warn=warn)
+    finally:
+        close()
+    print(f"wrote {state['rows']:,} rows for {state['records_done']:,} records to {args.output} "
+          f"({state['seconds']:.0f} s this time)")
+    return 0
+
+
+def _scan_job(args, load, settings, warn) -> int:
+    """The app's background scan: status.json with progress for the page, SIGTERM stops after a chunk."""
+    import time
+
+    from plmcore.runs import Cancelled, lifecycle
+    from plmcore.scan import ScanDir, scan_file
+
+    job = ScanDir(args.job).require()
+    with lifecycle(job, kind="scan") as stop:
+        last = {"t": 0.0}
+
+        def progress(done: float, total: int) -> None:  # for the page's bar and ETA, every 2 s at most
+            if time.time() - last["t"] >= 2:
+                last["t"] = time.time()
+                job.write_status("running", records_done=round(done, 1), records_total=total)
+
+        def on_chunk(state: dict) -> None:
+            job.write_status("running", records_done=state["records_done"], records_total=state["records_total"],
+                             rows=state["rows"])
+
+        start = 0 if args.restart else job.progress().get("records_done", 0)
+        job.write_status("running", records_done=start, records_at_start=start, stage="loading the model")
+        loaded = load()
+        job.write_status("running", stage=None, started_at=time.time())
+        state = scan_file(loaded, args.input, args.output, settings, restart=args.restart, warn=warn,
+                          stop=lambda: stop["flag"], on_chunk=on_chunk, progress=progress)
+        if not state["finished"]:
+            raise Cancelled()
+        job.write_status("finished", ended_at=time.time(), records_done=state["records_done"],
+                         records_total=state["records_total"], rows=state["rows"])
+    return 0 if job.read_status().get("state") == "finished" else 130
 
 
 def cmd_predict(args) -> int:
@@ -446,6 +529,10 @@ def cmd_predict(args) -> int:
     from plmcore import data as D
     from plmcore.predict import clean_input, load_model, predict_table
 
+    if args.input and args.output:
+        return cmd_scan(args)
+    if args.restart or args.job:
+        raise PlmcoreError("--restart and --job apply to a scan of a file: give --input and --output")
     if args.input:
         table = D.read_table(args.input, label_source="none")
     else:

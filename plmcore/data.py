@@ -54,6 +54,7 @@ __all__ = [
     "ValidationReport",
     "accession_of",
     "classes_of",
+    "iter_records",
     "parse_fasta_text",
     "parse_header_label",
     "positive_class",
@@ -512,21 +513,23 @@ class _Records:
         self.sources: list[str] = []
         self._parts: list[str] = []  # residues of the record being read
         self._length = 0
+        self.count = 0  # records started, including any already taken
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return self.count
 
     def start(self, record_id: str, label: str | None, lineno: int) -> None:
         """Begin a record at line `lineno`; its residues follow through add_residues()."""
         self._close()
-        if len(self.ids) >= self.lim.records:
+        if self.count >= self.lim.records:
             env = env_name("records")
             raise InputTooLargeError(
                 f"{self.name}:{lineno}: more than {self.lim.records:,} records (FASTA entries or "
                 f"table rows), the limit for one file ({env}). Split the file into smaller ones, "
                 f"or ask the administrator to raise {env}."
             )
-        self.ids.append(record_id or f"seq{len(self.ids) + 1}")
+        self.count += 1
+        self.ids.append(record_id or f"seq{self.count}")
         self.labels.append(label)
         self.sources.append(f"{self.name}:{lineno}")
 
@@ -556,6 +559,12 @@ class _Records:
         self._close()
         return _raw_frame(self.ids, self.sequences, self.labels, self.sources, extra)
 
+    def take(self) -> Iterator[tuple[str, str, str | None, str]]:
+        """The finished records not taken yet, as (id, sequence, label, source), then forgotten."""
+        done = len(self.sequences)
+        yield from zip(self.ids[:done], self.sequences, self.labels[:done], self.sources[:done])
+        del self.ids[:done], self.sequences[:], self.labels[:done], self.sources[:done]
+
     def _close(self) -> None:
         if len(self.sequences) < len(self.ids):
             self.sequences.append("".join(self._parts))
@@ -566,6 +575,17 @@ def _parse_fasta(
     pieces: Iterable[_Piece], name: str, *, label_source: str, label: str | None, lim: Limits
 ) -> pd.DataFrame:
     records = _Records(name, lim)
+    for _ in _fasta_records(pieces, name, records, label_source=label_source, label=label, stream=False):
+        pass
+    return records.frame()
+
+
+def _fasta_records(
+    pieces: Iterable[_Piece], name: str, records: _Records, *, label_source: str, label: str | None,
+    stream: bool = True,
+) -> Iterator[tuple[str, str, str | None, str]]:
+    """Parse FASTA into `records`; with `stream`, yield each record once it is complete and forget it."""
+    lim = records.lim
     mode = ""  # of the current line: "" while blank so far, then "header" or "sequence"
     header: list[str] = []
     header_length = 0
@@ -599,8 +619,45 @@ def _parse_fasta(
                 elif label_source == "none":
                     header_label = None
                 records.start(record_id, header_label, lineno)
+                if stream:
+                    yield from records.take()
             mode = ""
-    return records.frame()
+    if stream:
+        records._close()
+        yield from records.take()
+
+
+def iter_records(path: PathLike, *, display_name: str | None = None) -> Iterator[tuple[str, str, str]]:
+    """The (id, raw sequence, source) of each record of a file, one at a time and unvalidated.
+
+    FASTA is streamed (one record in memory at a time), so a whole proteome can be scanned in
+    flat memory; a table is read whole first (read_table, within its limits). Labels are ignored.
+    The limits of :func:`plmcore.limits.limits` apply as in read_table.
+    """
+    path = Path(path)
+    name = display_name or str(path)
+    if not path.is_file():
+        raise DataError(f"File not found: {name}. Check the path, or upload the file again.")
+    if sniff(path, display_name=display_name) != "fasta":
+        table = read_table(path, label_source="none", display_name=display_name)
+        yield from zip(table["id"], table["sequence"], table["source"])
+        return
+    lim = limits()
+    count = 0
+    try:
+        with _open_text(path, name, _sniff_encoding(path, name, lim), lim) as stream:
+            _, pieces = _first_text(_pieces(stream))
+            records = _Records(name, lim)
+            for record_id, sequence, _, source in _fasta_records(pieces, name, records, label_source="none",
+                                                                 label=None):
+                count += 1
+                yield record_id, sequence, source
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{name} is not UTF-8 text ({exc.reason}, after record {count}). Save it again as "
+                        "UTF-8 text and use that.") from exc
+    if not count:
+        raise EmptyInputError(f"{name} holds no records. Give a FASTA file of '>id' header lines followed by "
+                              "sequences.")
 
 
 def _preview(text: str, limit: int = 40) -> str:

@@ -656,7 +656,8 @@ def _reap(proc: subprocess.Popen, run: RunDir) -> None:
 
 
 def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = None, command: str = "train",
-                 trust_remote_code: bool = False, workspace_dir: Path | str | None = None) -> int:
+                 trust_remote_code: bool = False, workspace_dir: Path | str | None = None,
+                 args: list[str] | None = None) -> int:
     """Start `python -m plmcore train --run-dir RUN` (or `cv`) as a separate process; return its pid.
 
     A subprocess (not a fork) so CUDA initialises cleanly, in its own session so it outlives the
@@ -666,9 +667,10 @@ def start_worker(run: RunDir, *, resume: bool = False, extra_env: dict | None = 
     (`python -m plmcore runs cancel RUN` stops it).
 
     `trust_remote_code` is the caller's decision for this start only; it is never read from a file.
+    `args` replaces the command line after `python -m plmcore` (a scan: plmcore.scan.start_scan).
     """
     run.require()
-    cmd = [sys.executable, "-m", "plmcore", command, "--run-dir", str(run.path)]
+    cmd = [sys.executable, "-m", "plmcore", *(args or [command, "--run-dir", str(run.path)])]
     if resume:
         cmd.append("--resume")
     if trust_remote_code:
