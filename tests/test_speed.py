@@ -1,0 +1,89 @@
+"""The speed levers compute the same function: data-parallel workers and torch.compile give the
+losses of the single eager process (tolerance in bench/README.md, "Time to result")."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+from conftest import motif_windows
+
+from plmcore import engine
+from plmcore.config import DataSpec, TrainConfig
+from plmcore.errors import ConfigError, RunError
+from plmcore.train import Trainer, create_run, train_run
+
+# bench/README.md states these: float reduction order only
+LOSS_TOL = 1e-4
+
+
+def _split(n_train: int = 64) -> pd.DataFrame:
+    rows = motif_windows(n_train + 32, seed=3)
+    return pd.DataFrame({"id": [r[0] for r in rows], "sequence": [r[1] for r in rows], "label": [r[2] for r in rows],
+                         "split": ["train"] * n_train + ["val"] * 16 + ["test"] * 16})
+
+
+def _config(model, **kw) -> TrainConfig:
+    base = dict(model=str(model), epochs=2, batch_size=8, learning_rate=3e-3, head_dropout=0.0, lora_dropout=0.0,
+                patience=None, baselines=False, logging_steps=1, data=DataSpec(train=("unused",)))
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def _val_losses(run) -> list[float]:
+    lines = [json.loads(x) for x in (run.path / "metrics.jsonl").read_text().splitlines()]
+    return [x["val_loss"] for x in lines if x["kind"] == "eval"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_train", [64, 61])  # 61: a partial batch of 5 at the end of each epoch
+def test_two_processes_give_the_single_process_losses(tiny_esm, tmp_path, n_train):
+    split = _split(n_train)
+    runs = {e: create_run(_config(tiny_esm, engine=e), split, run_dir=tmp_path / e) for e in ("single", "multi")}
+    for run in runs.values():
+        assert train_run(run.path)["state"] == "finished"
+    single, multi = _val_losses(runs["single"]), _val_losses(runs["multi"])
+    assert len(single) == len(multi) == 2
+    status = runs["multi"].read_status()
+    assert runs["multi"].config().engine == "multi" and status["step"] == runs["single"].read_status()["step"]
+    if n_train % 8 == 0:
+        assert single == pytest.approx(multi, abs=LOSS_TOL)
+    else:  # accelerate fills the last partial batch with windows from the epoch's first batch
+        assert single != pytest.approx(multi, abs=1e-7)
+        assert single == pytest.approx(multi, abs=0.05)
+    assert "2 processes" in runs["multi"].log_path.read_text()
+
+
+@pytest.mark.slow
+def test_compiled_model_gives_the_eager_losses(tiny_esm, tmp_path):
+    losses = {}
+    for compiled in (False, True):
+        run = create_run(_config(tiny_esm, max_steps=3), _split(), run_dir=tmp_path / str(compiled))
+        trainer = Trainer(run, compiled=compiled).setup()
+        seen = []
+        fn = trainer.loss_fn
+        trainer.loss_fn = lambda logits, y, _fn=fn: seen.append(float(_fn(logits, y))) or _fn(logits, y)
+        trainer.fit()
+        losses[compiled] = seen
+    assert len(losses[True]) == 3
+    assert losses[True] == pytest.approx(losses[False], abs=LOSS_TOL)
+
+
+def test_auto_follows_the_measured_rule(monkeypatch):
+    cfg = TrainConfig(epochs=20, batch_size=8)
+    monkeypatch.setattr(engine, "rule", lambda: {"multi_min_window_passes": 2000, "processes": 2, "compile": False})
+    assert engine.plan(cfg, 161, cores=2, on_gpu=False).engine == "multi"  # 3220 window passes
+    assert engine.plan(cfg.replace(epochs=2), 161, cores=2, on_gpu=False).engine == "single"
+    assert engine.plan(cfg, 161, cores=1, on_gpu=False).engine == "single"
+    assert engine.plan(cfg, 161, cores=2, on_gpu=True).engine == "single"
+    assert engine.plan(cfg.replace(batch_size=7), 161, cores=2, on_gpu=False).engine == "single"
+    assert engine.plan(cfg.replace(engine="single"), 161, cores=2, on_gpu=False).engine == "single"
+    p = engine.plan(cfg, 161, cores=4, on_gpu=False)
+    assert (p.processes, p.threads) == (2, 2)
+    monkeypatch.setattr(engine, "rule", lambda: dict(engine.DEFAULT_RULE))
+    assert engine.plan(cfg, 161, cores=2, on_gpu=False).engine == "single"  # nothing measured: one process
+    with pytest.raises(RunError, match="not divisible by 2"):
+        engine.plan(cfg.replace(engine="multi", batch_size=7), 161, cores=2, on_gpu=False)
+    with pytest.raises(ConfigError, match="engine='fast' is not allowed"):
+        TrainConfig(engine="fast")
