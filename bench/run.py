@@ -596,6 +596,88 @@ class Bench:
         PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
         log(f"wrote {PROFILE_PATH}")
 
+    # ------------------------------------------------------------------ time to result
+    def sec_time_to_result(self) -> None:
+        """Wall time of a whole `plmcore train` run vs the Trainer + peft script, same epochs (README)."""
+        import subprocess
+
+        from bench.common import ROOT
+        from plmcore.models import data_home
+        from plmcore.recipes import tutorial_config
+
+        epochs = 2 if self.quick else 20
+        reps = self.args.reps or (1 if self.quick else 2)
+        log(f"time to result: tutorial recipe at batch 8, {epochs} epochs, {reps} rep(s) per side")
+        d = self.out / "ttr"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        sides = {"ours": {}, "ours_levers_off": {"engine": "single", "compile": "off"}, "ref": None}
+        res: dict = {"epochs": epochs, "reps": reps, "models": {}}
+        for source, key in ((ESM8M, "esm8m"), ("random:facebook/esm2_t12_35M_UR50D", "esm35m")):
+            folder = data_home() / "random-models" / source.split(":", 1)[1].replace("/", "_")
+            runs = {side: [] for side in sides}
+            for rep in range(reps):
+                for side, over in sides.items():
+                    tag = f"{key}-{side}-{rep}"
+                    if over is None:
+                        cmd = [sys.executable, "-m", "bench.reference", str(folder), str(TRAIN_FASTA), str(TEST_FASTA),
+                               str(epochs), str(d / tag), str(d / f"{tag}.json")]
+                    else:
+                        cfg = tutorial_config(str(TRAIN_FASTA), str(TEST_FASTA), model=source, batch_size=8,
+                                              grad_accum=1, epochs=epochs, **over)
+                        cfg.save(d / f"{tag}.config.json")
+                        cmd = [sys.executable, "-m", "plmcore", "train", "--config", str(d / f"{tag}.config.json"),
+                               "--run-dir", str(d / tag)]
+                    self.wait_quiet()
+                    load_before = os.getloadavg()[0]
+                    log(f"  {tag} ...")
+                    t = time.perf_counter()
+                    with open(d / f"{tag}.log", "w") as fh, OtherLoad() as load:
+                        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+                    wall = time.perf_counter() - t
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"{tag} failed (exit {proc.returncode}); log {d / (tag + '.log')}")
+                    r = {"wall_s": wall, "other_load_cores": load.cores, "loadavg_before": load_before,
+                         **self._ttr_details(d, tag, over is None)}
+                    log(f"  {tag}: {wall:.1f} s (other load {load.cores:.2f} cores, loadavg {load_before:.1f})")
+                    runs[side].append(r)
+            med = {side: median([r["wall_s"] for r in runs[side]]) for side in runs}
+            res["models"][key] = {"runs": runs, "median_wall_s": med}
+            ratio = med["ref"] / med["ours"]
+            self.put(**{f"time_to_result_ratio_{key}": ratio, f"time_to_result_s_{key}": med["ours"],
+                        f"time_to_result_reference_s_{key}": med["ref"],
+                        f"time_to_result_levers_off_s_{key}": med["ours_levers_off"]})
+            o = runs["ours"][0]
+            rows = [[label, med[side], med["ref"] / med[side], spread([r["wall_s"] for r in runs[side]]),
+                     median([r["other_load_cores"] for r in runs[side]]), runs[side][0].get("engine", "")]
+                    for side, label in (("ours", "plmcore train (levers auto)"),
+                                        ("ours_levers_off", "plmcore train (engine=single, compile=off)"),
+                                        ("ref", "Trainer + peft script"))]
+            self.emit(f"Time to result, {source} ({epochs} epochs of the tutorial recipe at batch 8, whole process)",
+                      md_table(["", "wall s (median)", "reference / this", "all runs", "other load (cores)",
+                                "engine"], rows),
+                      [f"val loss per epoch, ours (levers auto): {_r4(o.get('val_losses'))}; levers off: "
+                       f"{_r4(runs['ours_levers_off'][0].get('val_losses'))}; reference: "
+                       f"{_r4(runs['ref'][0].get('val_losses'))}",
+                       f"loadavg before each run: {[round(r['loadavg_before'], 1) for s in runs.values() for r in s]}"
+                       + self.warn([r["other_load_cores"] for s in runs.values() for r in s])])
+        self.results["time_to_result"] = res
+        self.put(time_to_result_epochs=epochs)
+
+    @staticmethod
+    def _ttr_details(d: Path, tag: str, reference: bool) -> dict:
+        if reference:
+            r = json.loads((d / f"{tag}.json").read_text())
+            return {"val_losses": r["val_losses"], "engine": "HF Trainer, 1 process"}
+        lines = [json.loads(x) for x in (d / tag / "metrics.jsonl").read_text().splitlines()]
+        evals = [x for x in lines if x["kind"] == "eval"]
+        log_text = (d / tag / "train.log").read_text()
+        engine = next((ln.split("Engine: ", 1)[1] for ln in log_text.splitlines() if "Engine: " in ln), "")
+        status = json.loads((d / tag / "status.json").read_text())
+        return {"val_losses": [e["val_loss"] for e in evals], "engine": engine, "duration_s": status.get("duration_s"),
+                "epoch_elapsed_s": [e["elapsed_s"] for e in evals]}
+
     # ------------------------------------------------------------------ 6. GPU
     def sec_gpu(self) -> None:
         import torch
@@ -720,6 +802,7 @@ class Bench:
         sections = [("peak", self.sec_peak), ("prepare", self.sec_prepare), ("train", self.sec_train),
                     ("embed", self.sec_embed), ("scale", self.sec_scale), ("big", self.sec_big),
                     ("gpu", self.sec_gpu)]
+        sections.insert(-1, ("time_to_result", self.sec_time_to_result))
         if self.args.profile:
             sections.append(("profile", self.sec_profile))
         sections.append(("peak_end", self.sec_peak_end))
@@ -744,6 +827,10 @@ class Bench:
         return 1 if failed else 0
 
 
+def _r4(xs) -> list:
+    return [round(float(x), 4) for x in xs or []]
+
+
 def _jsonable(o):
     if hasattr(o, "item"):
         return o.item()
@@ -766,9 +853,9 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: plmcore.models.set_cpu_threads(), i.e. $PLMCORE_THREADS or all CPUs)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per side of each comparison")
-    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "gpu"],
+    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "gpu", "time_to_result"],
                    help="sections to leave out")
-    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "gpu", "profile"],
+    p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "gpu", "profile", "time_to_result"],
                    help="run only these sections (the peak and the preparation always run)")
     p.add_argument("--retry-noisy", type=float, default=None,
                    help="measure again (once) when other processes kept more than this many cores busy during a "

@@ -55,17 +55,26 @@ def test_two_processes_give_the_single_process_losses(tiny_esm, tmp_path, n_trai
     assert "2 processes" in runs["multi"].log_path.read_text()
 
 
+def _record_losses(trainer) -> list[float]:
+    seen, fn = [], trainer.loss_fn
+
+    def loss(logits, y):
+        value = fn(logits, y)
+        seen.append(float(value))
+        return value
+
+    trainer.loss_fn = loss
+    return seen
+
+
 @pytest.mark.slow
 def test_compiled_model_gives_the_eager_losses(tiny_esm, tmp_path):
     losses = {}
     for compiled in (False, True):
         run = create_run(_config(tiny_esm, max_steps=3), _split(), run_dir=tmp_path / str(compiled))
         trainer = Trainer(run, compiled=compiled).setup()
-        seen = []
-        fn = trainer.loss_fn
-        trainer.loss_fn = lambda logits, y, _fn=fn: seen.append(float(_fn(logits, y))) or _fn(logits, y)
+        losses[compiled] = _record_losses(trainer)
         trainer.fit()
-        losses[compiled] = seen
     assert len(losses[True]) == 3
     assert losses[True] == pytest.approx(losses[False], abs=LOSS_TOL)
 
