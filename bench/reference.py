@@ -224,8 +224,13 @@ def tutorial_reference(folder: Path, train_fasta, test_fasta, *, epochs: int, ou
 
 if __name__ == "__main__":  # python -m bench.reference FOLDER TRAIN TEST EPOCHS OUTPUT_DIR RESULT_JSON
     import json
+    import os
     import sys
 
+    import torch
+
+    if os.environ.get("PLMCORE_THREADS"):  # the harness's thread count, the same for every side
+        torch.set_num_threads(int(os.environ["PLMCORE_THREADS"]))
     folder, train_fasta, test_fasta, n, out, result = sys.argv[1:7]
     res = tutorial_reference(Path(folder), train_fasta, test_fasta, epochs=int(n), output_dir=Path(out))
     Path(result).write_text(json.dumps(res, indent=1))
