@@ -75,7 +75,7 @@ def test_compiled_model_gives_the_eager_losses(tiny_esm, tmp_path):
         trainer = Trainer(run, compiled=compiled).setup()
         losses[compiled] = _record_losses(trainer)
         trainer.fit()
-    assert len(losses[True]) == 3
+    assert len(losses[True]) == 4  # 3 training steps, then the end-of-epoch validation loss
     assert losses[True] == pytest.approx(losses[False], abs=LOSS_TOL)
 
 
@@ -96,3 +96,31 @@ def test_auto_follows_the_measured_rule(monkeypatch):
         engine.plan(cfg.replace(engine="multi", batch_size=7), 161, cores=2, on_gpu=False)
     with pytest.raises(ConfigError, match="engine='fast' is not allowed"):
         TrainConfig(engine="fast")
+
+
+@pytest.mark.slow
+def test_app_worker_cancels_and_resumes_a_data_parallel_run(tiny_esm, tmp_path):
+    """The app's worker (start_worker) on engine=multi: cancel keeps a checkpoint, status stays the parent's."""
+    import time
+
+    from plmcore.runs import cancel, start_worker, wait
+    from plmcore.state import load_state
+
+    run = create_run(_config(tiny_esm, engine="multi", epochs=400), _split(), run_dir=tmp_path / "long")
+    pid = start_worker(run)
+    deadline = time.time() + 600
+    while time.time() < deadline and (run.status().get("step") or 0) < 3:
+        assert run.status()["state"] in ("queued", "running"), run.log_tail()
+        time.sleep(0.5)
+    assert run.status()["pid"] == pid  # the parent: what cancel signals
+    assert cancel(run)
+    status = wait(run, timeout=300)
+    assert status["state"] == "cancelled", run.log_tail()
+    step = load_state(run.checkpoint_dir)["step"]
+    assert step >= 3
+    assert not (run.path / engine.STOP_FILE).exists()
+    cfg = json.loads(run.config_path.read_text())
+    cfg["max_steps"] = step + 2
+    run.config_path.write_text(json.dumps(cfg))
+    final = train_run(run.path, resume=True)
+    assert final["state"] == "finished" and final["step"] == step + 2
