@@ -70,6 +70,8 @@ def plan(config: TrainConfig, n_train: int, *, cores: int | None = None, on_gpu:
     passes = n_train * (config.epochs if config.max_steps is None else
                         config.max_steps * config.batch_size * config.grad_accum / max(n_train, 1))
     engine, why = "single", "engine=single"
+    if world_size() > 1:  # started by a launcher already (e.g. torchrun on several GPUs): never launch again
+        return Plan("single", 1, config.threads or 0, config.compile == "on", "one of several launched processes")
     if config.engine == "multi":
         engine, why = "multi", "engine=multi"
     elif config.engine == "auto":

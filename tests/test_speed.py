@@ -90,6 +90,9 @@ def test_auto_follows_the_measured_rule(monkeypatch):
     assert engine.plan(cfg.replace(engine="single"), 161, cores=2, on_gpu=False).engine == "single"
     p = engine.plan(cfg, 161, cores=4, on_gpu=False)
     assert (p.processes, p.threads) == (2, 2)
+    monkeypatch.setenv("WORLD_SIZE", "2")  # already launched by torchrun: never launch again
+    assert engine.plan(cfg, 161, cores=2, on_gpu=False).engine == "single"
+    monkeypatch.delenv("WORLD_SIZE")
     monkeypatch.setattr(engine, "rule", lambda: dict(engine.DEFAULT_RULE))
     assert engine.plan(cfg, 161, cores=2, on_gpu=False).engine == "single"  # nothing measured: one process
     with pytest.raises(RunError, match="not divisible by 2"):
