@@ -121,6 +121,9 @@ def test_app_worker_cancels_and_resumes_a_data_parallel_run(tiny_esm, tmp_path):
     assert status["state"] == "cancelled", run.log_tail()
     step = load_state(run.checkpoint_dir)["step"]
     assert step >= 3
+    deadline = time.time() + 60  # the parent removes the stop request once its workers have exited
+    while (run.path / engine.STOP_FILE).exists() and time.time() < deadline:
+        time.sleep(0.2)
     assert not (run.path / engine.STOP_FILE).exists()
     cfg = json.loads(run.config_path.read_text())
     cfg["max_steps"] = step + 2
