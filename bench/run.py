@@ -598,6 +598,9 @@ class Bench:
             slope, icpt = np.polyfit([p["total_params"] for p in pts], [p["peak_rss_mb"] * 2**20 for p in pts], 1)
             entry["memory"] = {"runtime_bytes": float(max(icpt, 0.0)), "bytes_per_parameter": float(slope)}
         prof["cpu"] = entry
+        engine_rule = self._engine_rule()
+        if engine_rule:
+            prof["engine"] = {**prof.get("engine", {}), **engine_rule}
         PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
         log(f"wrote {PROFILE_PATH}")
 
@@ -709,6 +712,128 @@ class Bench:
             entry["memory"] = {"runtime_bytes": float(max(icpt, 0.0)), "bytes_per_parameter": float(slope)}
         PROFILE_PATH.write_text(json.dumps(prof, indent=1) + "\n")
         log(f"wrote the memory section to {PROFILE_PATH}")
+
+    # ------------------------------------------------------------------ time to result
+    def sec_time_to_result(self) -> None:
+        """Wall time of a whole `plmcore train` run vs the Trainer + peft script, same epochs (README)."""
+        import subprocess
+
+        from bench.common import ROOT
+        from plmcore import engine
+        from plmcore.models import data_home
+        from plmcore.recipes import tutorial_config
+
+        epochs = 2 if self.quick else 20
+        reps = self.args.reps or (1 if self.quick else 2)
+        log(f"time to result: tutorial recipe at batch 8, {epochs} epochs, {reps} rep(s) per side")
+        d = self.out / "ttr"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        res: dict = {"epochs": epochs, "reps": reps, "models": {}}
+        for source, key in ((ESM8M, "esm8m"), ("random:facebook/esm2_t12_35M_UR50D", "esm35m")):
+            folder = data_home() / "random-models" / source.split(":", 1)[1].replace("/", "_")
+            # ours as a user gets it (auto), the reference, and ours with the other engine than auto's
+            auto = engine.plan(tutorial_config(str(TRAIN_FASTA), str(TEST_FASTA), model=source, batch_size=8,
+                                               grad_accum=1, epochs=epochs), 161).engine  # 80% of 201
+            other = "multi" if auto == "single" else "single"
+            sides = {"ours": {}, "ref": None, f"ours_{other}": {"engine": other, "compile": "off"}}
+            runs = {side: [] for side in sides}
+            for rep in range(reps):
+                for side, over in sides.items():
+                    tag = f"{key}-{side}-{rep}"
+                    if over is None:
+                        cmd = [sys.executable, "-m", "bench.reference", str(folder), str(TRAIN_FASTA), str(TEST_FASTA),
+                               str(epochs), str(d / tag), str(d / f"{tag}.json")]
+                    else:
+                        cfg = tutorial_config(str(TRAIN_FASTA), str(TEST_FASTA), model=source, batch_size=8,
+                                              grad_accum=1, epochs=epochs, **over)
+                        cfg.save(d / f"{tag}.config.json")
+                        cmd = [sys.executable, "-m", "plmcore", "train", "--config", str(d / f"{tag}.config.json"),
+                               "--run-dir", str(d / tag)]
+                    self.wait_quiet()
+                    load_before = os.getloadavg()[0]
+                    log(f"  {tag} ...")
+                    t = time.perf_counter()
+                    with open(d / f"{tag}.log", "w") as fh, OtherLoad() as load:
+                        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, cwd=ROOT, env=env)
+                    wall = time.perf_counter() - t
+                    if proc.returncode != 0:
+                        raise RuntimeError(f"{tag} failed (exit {proc.returncode}); log {d / (tag + '.log')}")
+                    r = {"wall_s": wall, "other_load_cores": load.cores, "loadavg_before": load_before,
+                         **self._ttr_details(d, tag, over is None)}
+                    log(f"  {tag}: {wall:.1f} s (other load {load.cores:.2f} cores, loadavg {load_before:.1f})")
+                    runs[side].append(r)
+            med = {side: median([r["wall_s"] for r in runs[side]]) for side in runs}
+            res["models"][key] = {"runs": runs, "median_wall_s": med}
+            ratio = med["ref"] / med["ours"]
+            self.put(**{f"time_to_result_ratio_{key}": ratio, f"time_to_result_s_{key}": med["ours"],
+                        f"time_to_result_reference_s_{key}": med["ref"],
+                        f"time_to_result_{other}_s_{key}": med[f"ours_{other}"]})
+            o = runs["ours"][0]
+            rows = [[label, med[side], med["ref"] / med[side], spread([r["wall_s"] for r in runs[side]]),
+                     median([r["other_load_cores"] for r in runs[side]]), runs[side][0].get("engine", "")]
+                    for side, label in (("ours", f"plmcore train (auto: {auto})"),
+                                        (f"ours_{other}", f"plmcore train (engine={other}, compile=off)"),
+                                        ("ref", "Trainer + peft script"))]
+            self.emit(f"Time to result, {source} ({epochs} epochs of the tutorial recipe at batch 8, whole process)",
+                      md_table(["", "wall s (median)", "reference / this", "all runs", "other load (cores)",
+                                "engine"], rows),
+                      [f"val loss per epoch, ours (auto): {_r4(o.get('val_losses'))}; engine={other}: "
+                       f"{_r4(runs[f'ours_{other}'][0].get('val_losses'))}; reference: "
+                       f"{_r4(runs['ref'][0].get('val_losses'))}",
+                       f"loadavg before each run: {[round(r['loadavg_before'], 1) for s in runs.values() for r in s]}"
+                       + self.warn([r["other_load_cores"] for s in runs.values() for r in s])])
+        self.results["time_to_result"] = res
+        self.put(time_to_result_epochs=epochs)
+
+    @staticmethod
+    def _ttr_details(d: Path, tag: str, reference: bool) -> dict:
+        if reference:
+            r = json.loads((d / f"{tag}.json").read_text())
+            return {"val_losses": r["val_losses"], "engine": "HF Trainer, 1 process"}
+        lines = [json.loads(x) for x in (d / tag / "metrics.jsonl").read_text().splitlines()]
+        evals = [x for x in lines if x["kind"] == "eval"]
+        log_text = (d / tag / "train.log").read_text()
+        engine = next((ln.split("Engine: ", 1)[1] for ln in log_text.splitlines() if "Engine: " in ln), "")
+        status = json.loads((d / tag / "status.json").read_text())
+        import pandas as pd
+
+        n_train = int((pd.read_csv(d / tag / "split.csv")["split"] == "train").sum())
+        return {"n_train": n_train, "val_losses": [e["val_loss"] for e in evals], "engine": engine, "duration_s": status.get("duration_s"),
+                "epoch_elapsed_s": [e["elapsed_s"] for e in evals]}
+
+    def _engine_rule(self) -> dict | None:
+        """perf_profile.json "engine" from the time-to-result runs: where two processes start to pay.
+
+        Each whole run is split into a fixed part and a per-epoch part (the slope of the epoch ends in
+        its metrics.jsonl); the break-even is fixed-part difference / per-window-pass saving.
+        """
+        ttr = self.results.get("time_to_result")
+        if not ttr:
+            return None
+        ms, ss = [], []
+        for m in ttr["models"].values():
+            for side, rs in m["runs"].items():
+                for r in rs if side != "ref" else []:
+                    e = r.get("epoch_elapsed_s") or []
+                    acc = ms if "processes" in r.get("engine", "") else ss
+                    if len(e) >= 2:
+                        per_epoch = (e[-1] - e[0]) / (len(e) - 1)
+                        acc.append((r["wall_s"] - per_epoch * len(e), per_epoch / r["n_train"]))
+        if not ms or not ss:
+            log("--write-profile: no time-to-result pair of multi and single runs; engine rule kept")
+            return None
+        fixed_m, pass_m = median([a for a, _ in ms]), median([b for _, b in ms])
+        fixed_s, pass_s = median([a for a, _ in ss]), median([b for _, b in ss])
+        if pass_m >= pass_s:
+            return {"multi_min_window_passes": None, "basis": f"{self.results['started'][:10]}: two processes were "
+                    f"not faster per window pass ({pass_m * 1e3:.1f} vs {pass_s * 1e3:.1f} ms)"}
+        passes = max(0, math.ceil((fixed_m - fixed_s) / (pass_s - pass_m)))
+        return {"multi_min_window_passes": passes, "basis": (
+            f"bench/run.py time_to_result, {self.results['started'][:10]}, loadavg {os.getloadavg()[0]:.1f}: "
+            f"per window pass {pass_s * 1e3:.1f} ms in one process, {pass_m * 1e3:.1f} ms in two; fixed part "
+            f"(start-up, evaluation, baselines) {fixed_s:.1f} s vs {fixed_m:.1f} s")}
 
     # ------------------------------------------------------------------ 6. GPU
     def sec_gpu(self) -> None:
@@ -860,6 +985,7 @@ class Bench:
         sections = [("peak", self.sec_peak), ("prepare", self.sec_prepare), ("train", self.sec_train),
                     ("embed", self.sec_embed), ("scale", self.sec_scale), ("big", self.sec_big),
                     ("memory", self.sec_memory), ("gpu", self.sec_gpu), ("proteome", lambda: proteome_section(self))]
+        sections.insert(-1, ("time_to_result", self.sec_time_to_result))
         if self.args.profile:
             sections.append(("profile", self.sec_profile))
         sections.append(("peak_end", self.sec_peak_end))
@@ -892,6 +1018,10 @@ def checkpointing_factors(runs: list[dict]) -> dict[str, float]:
     return {name: v[True] / v[False] for name, v in by.items() if True in v and False in v}
 
 
+def _r4(xs) -> list:
+    return [round(float(x), 4) for x in xs or []]
+
+
 def _jsonable(o):
     if hasattr(o, "item"):
         return o.item()
@@ -914,10 +1044,11 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads (default: plmcore.models.set_cpu_threads(), i.e. $PLMCORE_THREADS or all CPUs)")
     p.add_argument("--reps", type=int, default=None, help="repetitions per side of each comparison")
-    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "proteome"],
+    p.add_argument("--skip", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "proteome",
+                                                 "time_to_result"],
                    help="sections to leave out")
     p.add_argument("--only", nargs="*", choices=["train", "embed", "scale", "big", "memory", "gpu", "profile",
-                                                 "proteome"],
+                                                 "proteome", "time_to_result"],
                    help="run only these sections (the peak and the preparation always run)")
     p.add_argument("--memory-models", nargs="*", choices=list(Bench.MEMORY_MODELS),
                    help="models of the memory section (default: 650m t5 3b; --quick: 35m)")

@@ -50,6 +50,9 @@ TOO_LONG = {"truncate": "truncate", "error": "refuse"}
 LABEL_SOURCES = {"auto": "by file type", "header": "FASTA header tags", "column": "a table column"}
 HEADERS = {"auto": "detect it", "yes": "the first row names the columns",
            "no": "no header row: columns are numbered from 0"}
+ENGINES = {"auto": "measured choice (plmcore/perf_profile.json)", "single": "one process",
+           "multi": "data-parallel processes (torchrun), one per core on a CPU"}
+COMPILES = {"auto": "measured choice (plmcore/perf_profile.json)", "on": "torch.compile", "off": "eager"}
 SPLIT_METHODS = {"random": "random, stratified by label", "protein": "grouped by protein (UniProt accession)",
                  "identity": "by sequence identity (clusters never straddle splits)"}
 
@@ -67,6 +70,8 @@ Task = Literal[tuple(TASKS)]
 RegressionLoss = Literal[tuple(REGRESSION_LOSSES)]
 SplitMethod = Literal[tuple(SPLIT_METHODS)]
 Header = Literal[tuple(HEADERS)]
+Engine = Literal[tuple(ENGINES)]
+Compile = Literal[tuple(COMPILES)]
 
 
 def setting(default: Any = MISSING, help: str = "", *, label: str | None = None, choices: dict | None = None,
@@ -363,6 +368,16 @@ class TrainConfig:
         "(QLoRA, needs bitsandbytes); the LoRA adapters and the head always train in fp32",
         label="Base weights", choices=BASE_WEIGHTS)
     threads: int | None = setting(None, "CPU threads for torch", label="CPU threads", lo=1, none="all cores")
+    # --- speed (plmcore.engine): the same function, computed faster; chosen from measurement
+    engine: Engine = setting(
+        "auto", "how training runs: one process, or data-parallel processes through torchrun with the same global "
+        "batch (auto: multi on a CPU with 2+ cores when the run is long enough to repay the start-up, as measured "
+        "in plmcore/perf_profile.json)", label="Training engine", choices=ENGINES)
+    compile: Compile = setting(
+        "auto", "torch.compile the model, with its compiled code cached on disk (PLMCORE_HOME/inductor) so the "
+        "compile is paid once per machine and shape (auto: as measured in plmcore/perf_profile.json)",
+        label="Compile the model", choices=COMPILES)
+    # --- end speed
     checkpoint_every_epochs: int = setting(1, "epochs between checkpoints", lo=1)
     baselines: bool = setting(True, "fit composition, one-hot and frozen-embedding baselines on the same split "
                               "and compare them with the fine-tuned model", label="Baselines", group="evaluation")

@@ -107,3 +107,19 @@ def speed_up(model: nn.Module) -> nn.Module:
         elif isinstance(module, LoraLinear) and type(module.base_layer) is nn.Linear:
             module.forward = types.MethodType(_lora_forward, module)
     return model
+
+
+def compile_model(model: nn.Module) -> nn.Module:
+    """torch.compile the model's backbone in place, caching the compiled code on disk.
+
+    Inductor's FX graph cache (on by default) keeps compiled kernels under TORCHINDUCTOR_CACHE_DIR;
+    pointing it at PLMCORE_HOME/inductor makes the compile a one-off per machine, model and shape.
+    """
+    import os
+
+    from plmcore.models import data_home
+
+    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_home() / "inductor"))
+    backbone = getattr(model, "backbone", model)
+    backbone.compile(dynamic=None)
+    return model

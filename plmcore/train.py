@@ -34,6 +34,7 @@ from plmcore.classifier import (
     set_checkpointing,
 )
 from plmcore.config import TrainConfig
+from plmcore.engine import stop_requested
 from plmcore.errors import ConfigError, RunError, SequenceTooLongError
 from plmcore.models import count_parameters, load_backbone, set_cpu_threads
 from plmcore.runs import Cancelled, RunDir, lifecycle, place, runs_root, staging_dir, storage_error, write_json
@@ -176,7 +177,9 @@ class EpochBatches(torch.utils.data.Sampler):
             idx = np.concatenate([p[np.argsort(self.lengths[p], kind="stable")] for p in parts])
         out = [idx[i:i + self.batch_size].tolist() for i in range(0, len(idx), self.batch_size)]
         order = rng.permutation(len(out))
-        return [out[i] for i in order]
+        batches = [out[i] for i in order]
+        # a partial batch goes last, where data-parallel sharding (accelerate) expects it
+        return sorted(batches, key=lambda b: len(b) < self.batch_size)
 
     def __iter__(self):
         yield from self.batches(self.epoch)[self.skip:]
@@ -301,12 +304,29 @@ def train_run(run_dir: Path | str, *, resume: bool = False, progress: bool = Fal
     SIGTERM stops it cleanly: the last checkpoint is saved and the status becomes `cancelled`.
     Any other failure leaves status `failed` with the reason, and the log (plmcore.runs.lifecycle).
     """
+    from plmcore import engine
+
     run = RunDir(run_dir).require()
+    if engine.is_worker():  # one of the processes engine.run_processes started
+        with engine.worker_lifecycle(run) as stop:
+            config = run.config()
+            trainer = Trainer(run, config, stop=stop, trust_remote_code=trust_remote_code,
+                              compiled=os.environ.get("PLMCORE_COMPILE") == "1").setup(resume)
+            trainer.fit()
+            trainer.finish()
+        return run.read_status()
     with lifecycle(run) as stop:
-        trainer = Trainer(run, run.config(), stop=stop, show_progress=progress,
-                          trust_remote_code=trust_remote_code).setup(resume)
-        trainer.fit()
-        trainer.finish()
+        config = run.config()
+        split = S.load_split(run.split_path)
+        plan = engine.plan(config, int((split["split"] == "train").sum()))
+        if plan.engine == "multi":
+            engine.run_processes(run, plan, stop, resume=resume, trust_remote_code=trust_remote_code)
+        else:
+            log.info("Engine: one process (%s)%s", plan.why, ", compiled" if plan.compile else "")
+            trainer = Trainer(run, config, stop=stop, show_progress=progress, trust_remote_code=trust_remote_code,
+                              compiled=plan.compile).setup(resume)
+            trainer.fit()
+            trainer.finish()
     return run.read_status()
 
 
@@ -317,8 +337,9 @@ class Trainer:
     """
 
     def __init__(self, run: RunDir, config: TrainConfig | None = None, *, stop: dict | None = None,
-                 show_progress: bool = False, trust_remote_code: bool = False):
+                 show_progress: bool = False, trust_remote_code: bool = False, compiled: bool = False):
         self.run = run
+        self.compiled = compiled
         self.trust_remote_code = trust_remote_code
         self.config = config or run.config()
         self.stop = stop if stop is not None else {"flag": False}
@@ -329,11 +350,15 @@ class Trainer:
 
     # ------------------------------------------------------------------ setup
     def setup(self, resume: bool = False) -> Trainer:
-        from accelerate import Accelerator
+        from accelerate import Accelerator, DataLoaderConfiguration
         from transformers import get_scheduler
 
+        from plmcore import engine
+
         config, run = self.config, self.run
-        threads = set_cpu_threads(config.threads)
+        worker = engine.is_worker()
+        # a worker gets its share of the cores from the parent (PLMCORE_THREADS)
+        threads = set_cpu_threads(None if worker else config.threads)
         table = S.load_split(run.split_path)
         train_rows = table[table["split"] == "train"]
         task = tasks.resolve(config.task, table["label"].tolist(), table["sequence"].tolist())
@@ -355,7 +380,9 @@ class Trainer:
 
         use_cuda = config.device != "cpu" and torch.cuda.is_available()
         self.accelerator = acc = Accelerator(
-            cpu=config.device == "cpu",
+            cpu=config.device == "cpu" or worker,
+            # data-parallel workers split each batch, so the global batch stays config.batch_size
+            dataloader_config=DataLoaderConfiguration(split_batches=worker),
             mixed_precision=mixed_precision(config, "cuda" if use_cuda else "cpu"),
             gradient_accumulation_steps=config.grad_accum,
         )
@@ -390,6 +417,10 @@ class Trainer:
             list(range(len(train_set.tokens))), batch_sampler=self.sampler, collate_fn=_Collate(train_set, encoder),
             generator=torch.Generator().manual_seed(config.seed),
         )
+        if self.compiled:
+            from plmcore.fast import compile_model
+
+            compile_model(model)
         log.info("Device %s, precision %s, %d CPU threads", self.device, acc.mixed_precision, threads)
 
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -588,7 +619,7 @@ class Trainer:
                             bar.set_postfix(loss=f"{float(loss):.4f}", refresh=False)
                         if state["step"] % config.logging_steps == 0 or state["step"] == self.total_steps:
                             self._log_train(epoch, window)
-                    if self.stop["flag"]:
+                    if stop_requested(self.run.path, self.stop["flag"], acc):
                         self.save_checkpoint()
                         raise Cancelled()
                     if state["step"] >= self.total_steps:
@@ -598,7 +629,7 @@ class Trainer:
                 done = self.stopped_early or state["step"] >= self.total_steps
                 if (epoch + 1) % config.checkpoint_every_epochs == 0 or done:
                     self.save_checkpoint()
-                if self.stop["flag"]:
+                if stop_requested(self.run.path, self.stop["flag"], acc):
                     raise Cancelled()
                 if done:
                     break
@@ -620,14 +651,18 @@ class Trainer:
         from plmcore.assess import assess
 
         run, config, state = self.run, self.config, self.state
+        if not self.is_main:  # rank 0 alone reports (and may still be writing best/)
+            return {"best_metric": state["best"], "best_step": state["best_step"], "stopped_early": self.stopped_early}
         if run.best_dir.exists() and len(self.sets["val"].tokens):
             load_weights(self.unwrapped, run.best_dir)
         elif self.is_main:
             save_weights(self.unwrapped, run.best_dir, {**self.meta, "step": state["step"]})
         result = {"best_metric": state["best"], "best_step": state["best_step"],
                   "stopped_early": self.stopped_early}
-        if not self.is_main:
-            return result
+        if self.accelerator.num_processes > 1:  # the other workers are done: the rest uses every core
+            from plmcore.engine import cpu_cores
+
+            set_cpu_threads(cpu_cores())
         logits = {name: self.predict(self.sets[name]) for name in ("val", "test") if len(self.sets[name].tokens)}
         labels = {name: self.sets[name].tracks if self.lab.task == "residue" else self.sets[name].labels
                   for name in logits}
