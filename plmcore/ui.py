@@ -51,6 +51,7 @@ def md(text: object) -> str:
 
 def guard(body: Callable[[], None]) -> None:
     """Run a page body; show user-fixable problems as st.error and never a traceback."""
+    _leave_pages_folder_mode()
     try:
         body()
     except PlmcoreError as exc:
@@ -66,6 +67,56 @@ def guard(body: Callable[[], None]) -> None:
             where = "The technical details could not be saved (the workspace is not writable)"
         st.error(md(f"Something went wrong: {type(exc).__name__}: {exc}. Your data and runs are safe. "
                     f"{where}; please include them if you report this."))
+
+
+_NAVIGATED = "_plmcore_app_navigation"
+
+
+def _leave_pages_folder_mode() -> None:
+    """A deep link (/runs) opened first after the server starts runs the page on its own.
+
+    Streamlit decides, when its first session starts, that an app with a `pages/` folder uses the
+    old folder navigation, and keeps that until app.py calls st.navigation. So the first page opened
+    by URL runs without app.py: Streamlit's file-name navigation, no sidebar, and page links to
+    "pages/x.py" raise StreamlitPageNotFoundError. Seen from a page, that mode means app.py has not
+    run: switch it off and rerun, so app.py runs and st.navigation opens the same page (its URL path
+    is the same in both modes). A session in which app.py has run (app_pages marks it) is not in
+    that mode, whatever the flag says (AppTest sets the flag again before each run).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no folder mode to leave
+        return
+    if getattr(PagesManager, "uses_pages_directory", False) and _NAVIGATED not in st.session_state:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# --------------------------------------------------------------------------- pages and the guided path
+
+
+def app_pages() -> list:
+    """The app's pages for st.navigation: the home page, then the five steps (plmcore.guide.STEPS)."""
+    from plmcore.guide import HOME_PAGE, STEPS
+
+    st.session_state[_NAVIGATED] = True
+    home = st.Page(HOME_PAGE, title="Home", icon=":material/home:", default=True)
+    return [home, *(st.Page(s.page, title=s.title, icon=s.icon) for s in STEPS)]
+
+
+def page_link(key: str, label: str | None = None, *, where=None) -> None:
+    """A link to a step's page (plmcore.guide key: data, train, runs, embeddings, predict)."""
+    from plmcore.guide import step
+
+    s = step(key)
+    (where or st).page_link(s.page, label=label or f"Go to {s.title}", icon=s.icon)
+
+
+def empty_state(message: str, key: str) -> None:
+    """What a page shows when the step before it is not done: an info box (never a red error) that
+    says what is missing, and a link to the page that makes it (a plmcore.guide step key)."""
+    st.info(message, icon=":material/info:")
+    page_link(key)
 
 
 def fail(message: str) -> None:
