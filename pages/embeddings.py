@@ -29,7 +29,9 @@ def choose_models() -> list[tuple[str, str, RunDir | None]]:
         return [(f"base: {label.split(' · ')[0]}", choices[label], None)]
     run = ui.pick_run("Fine-tuned run", "emb_run", finished_only=True)
     if run is None:
-        ui.fail("No finished run yet: train one on the Train page, or choose 'A base model'.")
+        ui.empty_state("No finished run yet: train one on the Train page, or choose 'A base model' above.",
+                       "train")
+        st.stop()
     tuned = (f"fine-tuned: {run.name}", str(run.path), run)
     if mode == "A fine-tuned run":
         return [tuned]
@@ -55,7 +57,8 @@ def choose_sequences() -> pd.DataFrame | None:
     store = ui.datasets()
     names = [d.name for d in store.list()]
     if not names:
-        ui.fail("No dataset yet: add one on the Data page, or upload a FASTA file here.")
+        ui.empty_state("No dataset yet: add one on the Data page, or choose 'Upload a FASTA file' above.", "data")
+        st.stop()
     current = ui.remembered("dataset")
     name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0, key="emb_dataset")
     ds = store.get(name)

@@ -43,7 +43,8 @@ def choose_model():
         return ui.loaded_model(source) if source else None
     run = ui.pick_run("Trained run", "pred_run", finished_only=True)
     if run is None:
-        st.info("No finished run yet: train one on the Train page.")
+        ui.empty_state("No finished run yet: train one on the Train page, then come back to score sequences "
+                       "with it.", "train")
         return None
     return ui.loaded_run(run)
 

@@ -229,7 +229,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
 def cross_validation() -> None:
     cvs = [CVDir(r.path) for r in list_runs(ui.cv_root())]
     if not cvs:
-        st.info("No cross-validation yet: start one on the Train page ('Cross-validate').")
+        ui.empty_state("No cross-validation yet: start one on the Train page ('Cross-validate').", "train")
         return
     cv = ui.pick_run("Cross-validation", "runs_cv", runs=cvs)
     status = cv.status()
@@ -287,7 +287,7 @@ def page() -> None:
         cross_validation()
         return
     if not runs:
-        st.info("No runs yet: start one on the Train page.")
+        ui.empty_state("No runs yet: start one on the Train page.", "train")
         return
     runs_table(runs)
     if mode == "One run":

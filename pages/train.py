@@ -22,8 +22,8 @@ def choose_data():
     store = ui.datasets()
     datasets = store.list()
     if not datasets:
-        st.info("Add a dataset on the Data page first (or fetch the tutorial dataset there).")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/upload_file:")
+        ui.empty_state("No dataset yet: add one on the Data page first, or build the tutorial set on the Home "
+                       "page.", "data")
         st.stop()
     names = [d.name for d in datasets]
     current = ui.remembered("dataset")

@@ -22,6 +22,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import runs as R
 from plmcore.errors import PlmcoreError, explain_os_errors
+from plmcore.live import format_seconds
 from plmcore.models import DEFAULT_MODEL, PRESETS, RANDOM_PREFIX, TINY_PRESETS, cache_status, find_preset, pick_device
 from plmcore.runs import RunDir, active_runs, list_runs
 
@@ -468,33 +469,13 @@ class Progress:
         self.bar.empty()
 
 
-def format_seconds(s: float | None) -> str:
-    if s is None:
-        return "?"
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+def run_progress(status: dict, records: list[dict] | None = None) -> tuple[float, str]:
+    """Fraction done and one line naming the phase (loading, epoch k of n, evaluation, baselines) with the
+    time left (plmcore.live)."""
+    from plmcore.live import phase
 
-
-def run_progress(status: dict) -> tuple[float, str]:
-    """Fraction done and a one-line description (step, epoch, ETA) of a run's status."""
-    step, total = status.get("step") or 0, status.get("total_steps") or 0
-    state = status.get("state")
-    if state == "queued" or not total:
-        return 0.0, "starting (loading the model and data)…"
-    frac = min(step / total, 1.0)
-    started = status.get("started_at") or time.time()
-    elapsed = (status.get("ended_at") or time.time()) - started
-    text = f"step {step}/{total} · epoch {status.get('epoch', 0):.2f}/{status.get('epochs', '?')}"
-    if state == "running" and step:
-        rate = (status.get("elapsed_s") or elapsed) / step
-        text += f" · {format_seconds(rate * (total - step))} left"
-    elif state in ("finished", "cancelled", "failed"):
-        text += f" · {state} after {format_seconds(elapsed)}"
-    return frac, text
+    now = phase(status, records)
+    return now.fraction, now.text
 
 
 # --------------------------------------------------------------------------- pickers
@@ -561,7 +542,7 @@ def _active_runs_panel() -> None:
                         text=f"fold {status.get('fold') or 0} of {status.get('folds') or '?'}")
             continue
         st.markdown(f"**Training** {md(run.name)}")
-        frac, text = run_progress(status)
+        frac, text = run_progress(status, run.read_metrics())
         st.progress(frac, text=text)
 
 
