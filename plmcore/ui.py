@@ -314,6 +314,23 @@ def setting_input(cls, name: str, *, key: str, where=None, value=None, label: st
     return text.strip() or (None if s["optional"] else s["default"])
 
 
+def setting_state(cls, name: str, value):
+    """What the widget of `setting_input` holds for a setting's value (to put in st.session_state): None is
+    0 for a number whose 0 means "none", the default where the widget cannot show None, "" for a text."""
+    from plmcore.config import spec
+
+    s = spec(cls, name)
+    if s["values"] is not None:
+        return value if value in s["values"] else s["default"]
+    if s["type"] is bool:
+        return bool(s["default"] if value is None else value)
+    if s["type"] in (int, float):
+        if value is None:
+            value = 0 if s["optional"] and (s["lo"] or 0) > 0 else s["default"]
+        return s["type"](value) if value is not None else value
+    return "" if value is None else str(value)
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -668,3 +685,98 @@ def show_leakage(leak: dict, *, detailed: bool = False) -> None:
     if ow.get("pairs"):
         c2.markdown("**Overlapping pairs** (test ~ training)")
         c2.dataframe(pd.DataFrame(ow["pairs"]), hide_index=True, width="stretch", height=300)
+
+
+# --------------------------------------------------------------------------- a run, live
+
+
+def run_live(run: RunDir, *, key: str = "train", stop: bool = True) -> None:
+    """A training run as it goes: its phase in words with the time left, the bar, the latest validation
+    scores and the curves; refreshed every 1.5 s while it is active, with a Stop button (`stop`). An ended
+    run shows how it ended. The Train page and the Runs page (for a running run) both use this."""
+    from plmcore.runs import ACTIVE_STATES
+
+    status = run.status()
+    if status.get("state") in ACTIVE_STATES:
+        _run_live_fragment(run, key, stop)
+    else:
+        run_view(run, status, key=key)
+
+
+@st.fragment(run_every=1.5)
+def _run_live_fragment(run: RunDir, key: str, stop: bool) -> None:
+    from plmcore.runs import ACTIVE_STATES, cancel
+
+    status = run.status()
+    if status.get("state") not in ACTIVE_STATES:
+        st.rerun()  # stop polling: the whole page reruns and shows the ending without a timer
+    run_view(run, status, key=key)
+    if stop and st.button("Stop training", key=f"{key}_stop", type="secondary"):
+        cancel(run)
+        st.toast("Stopping: the run saves a checkpoint and ends as 'cancelled'.")
+
+
+def run_view(run: RunDir, status: dict, *, key: str = "train") -> None:
+    """One rendering of a run's progress (see run_live)."""
+    from plmcore import figures as F
+    from plmcore import tasks
+    from plmcore.live import ending, phase
+    from plmcore.runs import resume_command
+
+    records = run.read_metrics()
+    now = phase(status, records)
+    c = st.columns([5, 2])
+    c[0].markdown(f"**{md(run.title)}**" + (f" · {md(run.name)}" if run.title != run.name else ""))
+    random_badge(run, where=c[1])
+    st.progress(now.fraction, text=now.text)
+    state = status.get("state")
+    if now.ended:
+        try:
+            patience = run.config().patience
+        except PlmcoreError:
+            patience = None
+        words = ending(status, records, patience=patience)
+        if state == "finished":
+            st.success(f"{words} The Runs page has the test metrics with confidence intervals, the baselines and "
+                       "the leakage report.", icon=":material/check_circle:")
+            if status.get("verdict"):
+                st.info(md(status["verdict"]))
+        elif state == "cancelled":
+            st.warning(f"{words} Its last checkpoint is kept; it can be resumed from the command line with:")
+            st.code(resume_command(run.path), language="bash")
+        else:
+            st.error(md(words))
+    evals = [r for r in records if r.get("kind") == "eval"]
+    task = run.labels().get("task", "classification") if run.labels_path.exists() else "classification"
+    shown = tasks.LIVE_METRICS[task]
+    epochs = status.get("epochs")
+    if evals:
+        last = evals[-1]
+        cols = st.columns(4)
+        for col, m in zip(cols, shown):
+            value = last.get(f"val_{m}")
+            col.metric(f"Validation {tasks.metric_words(m)}", "–" if value is None else f"{value:.3f}",
+                       help=metric_help(m))
+        cols[3].metric("Epoch", f"{int(last['epoch'])} of {epochs}" if epochs else f"{int(last['epoch'])}")
+    if not records:
+        st.caption("The curves appear with the first logged training step.")
+        return
+    smoothing = st.select_slider("Smoothing of the training loss", options=[0.0, 0.3, 0.6, 0.8, 0.9],
+                                 value=remembered("loss_smoothing", 0.0), key=f"{key}_smoothing",
+                                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
+                                 help="An exponential moving average, as in TensorBoard; the raw values stay faint "
+                                      "behind the smoothed line.")
+    if smoothing != remembered("loss_smoothing", 0.0):
+        remember("loss_smoothing", smoothing)
+    c1, c2 = st.columns(2)
+    chart(F.loss_curves({run.name: records}, x="epoch", epochs=epochs, smoothing=smoothing), where=c1,
+          key=f"{key}_loss_{run.name}", alt="Training and validation loss by epoch")
+    if evals:
+        chart(F.val_metric_curves(records, metrics=shown, x="epoch", epochs=epochs), where=c2,
+              key=f"{key}_valm_{run.name}", alt="Validation metrics by epoch")
+    else:
+        c2.caption("Validation scores appear after the first epoch.")
+    tail = run.log_tail(12)
+    if tail:
+        with st.expander("Log", expanded=state == "failed"):
+            st.code(tail, language=None)
