@@ -11,7 +11,7 @@ from plmcore.baselines import leaderboard
 from plmcore.cv import CVDir
 from plmcore.provenance import describe
 from plmcore.report import run_report
-from plmcore.runs import RunDir, delete_run, list_runs, rerun_command
+from plmcore.runs import ACTIVE_STATES, RunDir, delete_run, list_runs, rerun_command
 from plmcore.tasks import metric_words
 
 st.title("Runs & evaluation")
@@ -53,6 +53,11 @@ def one_run(run: RunDir) -> None:
         damaged(run, problem)
         return
     status = run.status()
+    if status.get("state") in ACTIVE_STATES:
+        st.caption("This run is training: its live view is below. The test metrics, baselines and leakage report "
+                   "appear here when it has finished.")
+        ui.run_live(run, key="runs")
+        return
     report = run.report()
     records = run.read_metrics()
     if status.get("state") == "failed":
