@@ -146,7 +146,7 @@ def page() -> None:
                 shown[extra] = res[extra]
         fig = F.projection(coords, shown, colour if colour in shown.columns else "label",
                            f"{title} · {method.upper()}")
-        col.plotly_chart(fig, width="stretch", key=f"emb_fig_{title}")
+        ui.chart(fig, where=col, key=f"emb_fig_{title}")
         col.caption(("from the cache" if res["cached"] else "computed now") + f" · {res['X'].shape[1]} dimensions")
         emb = pd.DataFrame(res["X"], columns=[f"e{i}" for i in range(res["X"].shape[1])])
         table = pd.concat([shown.reset_index(drop=True), emb], axis=1)

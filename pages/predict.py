@@ -144,8 +144,8 @@ def scan(results: dict, loaded, threshold: float) -> None:
                                                                key="pred_plot_ids")
     flag = " · random weights" if loaded.backbone.random_weights else ""
     for i, pid in enumerate(shown):
-        st.plotly_chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold, title=f"{pid}{flag}"),
-                        width="stretch", key=f"pred_scan_{i}")
+        ui.chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold, title=f"{pid}{flag}"),
+                 key=f"pred_scan_{i}")
     if len(hits):
         st.markdown(f"**Predicted sites** ({P.plural(len(hits), 'site')} at or above {threshold:.2f})")
         st.dataframe(P.readable(loaded, P.top_candidates(hits, len(hits))), hide_index=True, width="stretch")

@@ -94,23 +94,22 @@ def one_run(run: RunDir) -> None:
                         f"intervals ({report['n_boot']} {resampled}).")
             c1, c2 = st.columns([3, 2])
             c1.dataframe(F.metrics_table(shown), width="stretch")
-            c2.plotly_chart(F.confusion(cm_source, f"Confusion matrix at {cm_threshold:.2f}"), width="stretch",
-                            key="runs_cm")
+            ui.chart(F.confusion(cm_source, f"Confusion matrix at {cm_threshold:.2f}"), where=c2, key="runs_cm")
             verdict = _verdict(run)
             if verdict:
                 st.info(verdict)
     with tabs[1]:
         if report and report.get("curves"):
             c1, c2 = st.columns(2)
-            c1.plotly_chart(F.roc_curves({run.name: report}), width="stretch", key="runs_roc")
-            c2.plotly_chart(F.pr_curves({run.name: report}), width="stretch", key="runs_pr")
+            ui.chart(F.roc_curves({run.name: report}), where=c1, key="runs_roc")
+            ui.chart(F.pr_curves({run.name: report}), where=c2, key="runs_pr")
         else:
             st.info("Curves need a finished run with a binary test set.")
     with tabs[2]:
         if records:
             x = st.radio("x axis", ["step", "epoch"], horizontal=True, key="runs_x")
-            st.plotly_chart(F.loss_curves({run.name: records}, x=x), width="stretch", key="runs_loss")
-            st.plotly_chart(F.val_metric_curves(records, x=x), width="stretch", key="runs_valm")
+            ui.chart(F.loss_curves({run.name: records}, x=x), key="runs_loss")
+            ui.chart(F.val_metric_curves(records, x=x), key="runs_valm")
         else:
             st.info("No metrics logged yet.")
     with tabs[3]:
@@ -155,10 +154,10 @@ def task_metrics(run: RunDir, report: dict) -> None:
     c1, c2 = st.columns([2, 3])
     c1.dataframe(F.metrics_table({"test": report}), width="stretch")
     if report["task"] == "regression":
-        c2.plotly_chart(F.predicted_vs_true(report), width="stretch", key="runs_scatter")
-        st.plotly_chart(F.residuals(report), width="stretch", key="runs_residuals")
+        ui.chart(F.predicted_vs_true(report), where=c2, key="runs_scatter")
+        ui.chart(F.residuals(report), key="runs_residuals")
     else:
-        c2.plotly_chart(F.per_label(report), width="stretch", key="runs_per_label")
+        ui.chart(F.per_label(report), where=c2, key="runs_per_label")
         rows = [{"label": name, "positives in test": e["n_positive"], "threshold (from validation)": e["threshold"],
                  **{f"{k}": e["metrics"].get(k) for k in ("roc_auc", "pr_auc", "f1", "mcc")}}
                 for name, e in report["per_label"].items()]
@@ -186,7 +185,7 @@ def baselines_tab(run: RunDir) -> None:
                 "on the same split, with 95% bootstrap intervals. Baselines chose their regularisation on the "
                 "validation split only.")
     st.dataframe(F.leaderboard_table(board), hide_index=True, width="stretch")
-    st.plotly_chart(F.interval_plot(board), width="stretch", key="runs_intervals")
+    ui.chart(F.interval_plot(board), key="runs_intervals")
     comparison = run.read_report("comparison.json")
     if comparison:
         st.markdown(f"**Paired comparison** on the same test items, against the best baseline "
@@ -219,7 +218,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
         return
     cal = report["calibration"]
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(F.reliability_diagram(cal), width="stretch", key="runs_reliability")
+    ui.chart(F.reliability_diagram(cal), where=c1, key="runs_reliability")
     decision = run.read_report("threshold.json") or {}
     c2.metric("Brier score (test)", f"{cal['brier']:.3f}", help="mean squared error of the probabilities; lower is better")
     c2.metric("Expected calibration error", f"{cal.get('ece', float('nan')):.3f}")
@@ -256,7 +255,7 @@ def cross_validation() -> None:
             row[metric_words(m)] = "" if s["mean"] is None else f"{s['mean']:.3f} ± {s['sd'] or 0:.3f}"
         rows.append(row)
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.plotly_chart(F.cv_folds(summary, shown[0]), width="stretch", key="cv_box")
+    ui.chart(F.cv_folds(summary, shown[0]), key="cv_box")
     per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get(shown[0]) for m, v in r["models"].items()}}
                              for r in summary["per_fold"]])
     st.caption(f"{metric_words(shown[0])} per fold")
@@ -272,10 +271,10 @@ def compare(runs: list[RunDir]) -> None:
     if reports:
         st.dataframe(F.metrics_table(reports), width="stretch")
         c1, c2 = st.columns(2)
-        c1.plotly_chart(F.roc_curves(reports), width="stretch", key="cmp_roc")
-        c2.plotly_chart(F.pr_curves(reports), width="stretch", key="cmp_pr")
+        ui.chart(F.roc_curves(reports), where=c1, key="cmp_roc")
+        ui.chart(F.pr_curves(reports), where=c2, key="cmp_pr")
     if picked:
-        st.plotly_chart(F.loss_curves({r.name: r.read_metrics() for r in picked}), width="stretch", key="cmp_loss")
+        ui.chart(F.loss_curves({r.name: r.read_metrics() for r in picked}), key="cmp_loss")
 
 
 def page() -> None:
