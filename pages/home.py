@@ -19,11 +19,11 @@ def steps() -> None:
     done = guide.done(ui.workspace())
     st.subheader("Five steps")
     for n, s in enumerate(guide.STEPS, start=1):
-        c = st.columns([0.5, 3, 8])
-        mark = ":material/check_circle:" if done[s.key] else ":material/radio_button_unchecked:"
-        c[0].markdown(f"## {mark}", help="done in this workspace" if done[s.key] else "not done yet")
-        c[1].page_link(s.page, label=f"{n}. {s.title}", icon=s.icon)
-        c[2].markdown(s.what + ("  \n:green[Done in this workspace.]" if done[s.key] else ""))
+        c = st.columns([3, 9, 2], vertical_alignment="center")
+        c[0].page_link(s.page, label=f"{n}. {s.title}", icon=s.icon)
+        c[1].markdown(s.what)
+        c[2].markdown(":green[:material/check_circle: done]" if done[s.key] else
+                      ":gray[:material/radio_button_unchecked: not yet]")
 
 
 def latest_run() -> None:

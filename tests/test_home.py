@@ -30,7 +30,7 @@ def test_home_is_the_default_page_and_lists_the_five_steps(workspace):
     assert "Fine-tune protein language models" in at.title[0].value
     links = [p.proto.label for p in at.get("page_link")]
     assert links[:5] == [f"{n}. {s.title}" for n, s in enumerate(guide.STEPS, start=1)]
-    assert "check_circle" not in texts(at)  # a fresh workspace has done nothing
+    assert "check_circle" not in texts(at) and texts(at).count("not yet") == 5  # a fresh workspace
     assert not at.error
 
 
@@ -45,7 +45,7 @@ def test_tutorial_builds_a_dataset_with_a_split_and_ticks_the_data_step(workspac
     assert guide.done(workspace) == {"data": True, "train": False, "runs": False, "embeddings": False,
                                      "predict": False}
     at.run()
-    assert texts(at).count("check_circle") == 1  # the Data step
+    assert texts(at).count("check_circle: done") == 1 and texts(at).count("not yet") == 4  # the Data step
     assert any("is ready" in s.value for s in at.success)
 
 
