@@ -133,3 +133,30 @@ def test_durations_in_words_never_read_zero():
     assert duration_words(0.2) == "under a second"
     assert duration_words(40) == "about 40 seconds" and duration_words(170) == "about 3 minutes"
     assert duration_words(4800) == "about 1 h 20 min"
+
+
+def test_the_runs_page_shows_a_running_run_live(workspace):
+    """A run in training (its worker is this process) shows the live view on Runs, not 'No test report'."""
+    import os
+    import time as clock
+
+    from plmcore.config import DataSpec
+    from plmcore.runs import process_started
+    from plmcore.train import create_run
+
+    ds = DatasetStore(workspace / "datasets").list()[0]
+    config = TrainConfig(model="random:tiny-esm", epochs=4, data=DataSpec(dataset=ds.name))
+    run = create_run(config, split=ds.split(), root=workspace / "runs")
+    run.write_status("running", pid=os.getpid(), pid_started=process_started(os.getpid()),
+                     started_at=clock.time() - 30, total_steps=40, step=15, epoch=1.5, epochs=4)
+    for step in (5, 10, 15):
+        run.append_metrics({"kind": "train", "step": step, "epoch": step / 10, "train_loss": 0.7, "elapsed_s": step})
+    run.append_metrics({"kind": "eval", "step": 10, "epoch": 1, "val_loss": 0.68, "val_mcc": 0.2,
+                        "val_roc_auc": 0.6, "val_accuracy": 0.6})
+    at = AppTest.from_file(APP, default_timeout=120).run()
+    at.switch_page("pages/runs.py").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("This run is training" in c.value for c in at.caption)
+    assert not any("No test report" in i.value for i in at.info)
+    assert any(m.label == "Epoch" and m.value == "1 of 4" for m in at.metric)
+    assert at.get("plotly_chart")
