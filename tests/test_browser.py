@@ -160,7 +160,8 @@ def _train_tiny(page, epochs: int = 2) -> None:
         page.wait_for_timeout(1500)
         if box.input_value() == str(epochs):
             break
-    page.get_by_role("button", name="Start training").click()
+    _idle(page)  # while a rerun moves it, Streamlit shows the button's stale copy beside the new one
+    page.get_by_role("button", name="Start training").first.click()
 
 
 @pytest.mark.slow
