@@ -216,21 +216,21 @@ def show_dataset() -> None:
         st.dataframe(table.drop(columns=["source"], errors="ignore").head(500), width="stretch", hide_index=True)
     c1, c2 = st.columns(2)
     if task == "regression":
-        c1.plotly_chart(F.value_histogram(table), width="stretch", key="data_balance")
+        ui.chart(F.value_histogram(table), where=c1, key="data_balance")
     else:
         names = ds.meta.get("class_names") or {}
         balance = DS.class_balance(table).assign(label=lambda b: [names.get(c, c) for c in b["label"]])
-        c1.plotly_chart(F.class_balance(balance), width="stretch", key="data_balance")
+        ui.chart(F.class_balance(balance), where=c1, key="data_balance")
     if info["aligned"]:
         c2.info((f"Site windows of up to {info['length']} residues, shorter where they meet a protein's end"
                  if cut else f"All {len(table)} sequences are {info['length']}-residue windows")
                 + (f" centred on {', '.join(info['center_residues'])}." if info["center_residues"] else "."))
     else:
-        c2.plotly_chart(F.length_histogram(table), width="stretch", key="data_lengths")
+        ui.chart(F.length_histogram(table), where=c2, key="data_lengths")
     enrichment = DS.position_enrichment(table, positive) if len(classes) == 2 else None
     if enrichment is not None:
         shown = (ds.meta.get("class_names") or {}).get(positive, positive)
-        st.plotly_chart(F.enrichment_heatmap(enrichment, shown), width="stretch", key="data_enrichment")
+        ui.chart(F.enrichment_heatmap(enrichment, shown), key="data_enrichment")
         st.caption("Red: the residue is more frequent at that position in the positive class; blue: less. "
                    "log2 ratio of frequencies with a pseudocount of 1.")
     if classes:

@@ -41,8 +41,8 @@ def choose_models() -> list[tuple[str, str, RunDir | None]]:
         return [(f"base model: {label.split(' · ')[0]}", choices[label], None)]
     run = ui.pick_run("Fine-tuned run", "emb_run", finished_only=True)
     if run is None:
-        st.info("No finished run yet. Train one on the Train page (or choose 'A base model' above).",
-                icon=":material/arrow_back:")
+        ui.empty_state("No finished run yet: train one on the Train page, or choose 'A base model' above.",
+                       "train")
         st.stop()
     ui.random_badge(run)
     tuned = (AFTER if mode.startswith("Before") else f"fine-tuned: {run.title}", str(run.path), run)
@@ -74,7 +74,7 @@ def choose_sequences(run: RunDir | None) -> pd.DataFrame | None:
     store = ui.datasets()
     names = [d.name for d in store.list()]
     if not names:
-        st.info("No dataset yet: add one on the Data page, or upload a FASTA file here.", icon=":material/arrow_back:")
+        ui.empty_state("No dataset yet: add one on the Data page, or upload a FASTA file here.", "data")
         st.stop()
     current = ui.remembered("dataset")
     name = st.selectbox("Dataset", names, index=names.index(current) if current in names else 0, key="emb_dataset")

@@ -45,7 +45,8 @@ def choose_model():
         return ui.loaded_model(source) if source else None
     run = ui.pick_run("Trained run", "pred_run", finished_only=True)
     if run is None:
-        st.info("No finished run yet: train one on the Train page.")
+        ui.empty_state("No finished run yet: train one on the Train page, then come back to score sequences "
+                       "with it.", "train")
         return None
     return ui.loaded_run(run)
 
@@ -210,8 +211,8 @@ def scan(results: dict, loaded, threshold: float) -> None:
                                                                key="pred_plot_ids")
     flag = " · random weights" if loaded.backbone.random_weights else ""
     for i, pid in enumerate(shown):
-        st.plotly_chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold, title=f"{pid}{flag}"),
-                        width="stretch", key=f"pred_scan_{i}")
+        ui.chart(F.protein_scan(sites, pid, results["lengths"][pid], threshold, title=f"{pid}{flag}"),
+                 key=f"pred_scan_{i}")
     if len(hits):
         st.markdown(f"**Predicted sites** ({P.plural(len(hits), 'site')} at or above {threshold:.2f})")
         st.dataframe(P.readable(loaded, P.top_candidates(hits, len(hits))), hide_index=True, width="stretch")

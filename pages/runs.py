@@ -14,7 +14,7 @@ from plmcore.glossary import short
 from plmcore.leakage import headline
 from plmcore.provenance import RANDOM_WEIGHTS_MARK, RANDOM_WEIGHTS_WHY, describe, random_weights
 from plmcore.report import run_report
-from plmcore.runs import ABOUT_LIMITS, RunDir, delete_run, list_runs, rerun_command
+from plmcore.runs import ABOUT_LIMITS, ACTIVE_STATES, RunDir, delete_run, list_runs, rerun_command
 from plmcore.tasks import metric_words
 
 st.title("Runs & evaluation")
@@ -154,6 +154,11 @@ def one_run(run: RunDir) -> None:
         return
     heading(run)
     status = run.status()
+    if status.get("state") in ACTIVE_STATES:
+        st.caption("This run is training: its live view is below. The test metrics, baselines and leakage report "
+                   "appear here when it has finished.")
+        ui.run_live(run, key="runs")
+        return
     report = run.report()
     records = run.read_metrics()
     if status.get("state") == "failed":
@@ -195,15 +200,15 @@ def one_run(run: RunDir) -> None:
     with tabs[1]:
         if report and report.get("curves"):
             c1, c2 = st.columns(2)
-            c1.plotly_chart(F.roc_curves({run.name: report}), width="stretch", key="runs_roc")
-            c2.plotly_chart(F.pr_curves({run.name: report}), width="stretch", key="runs_pr")
+            ui.chart(F.roc_curves({run.name: report}), where=c1, key="runs_roc")
+            ui.chart(F.pr_curves({run.name: report}), where=c2, key="runs_pr")
         else:
             st.info("Curves need a finished run with a binary test set.")
     with tabs[2]:
         if records:
             x = st.radio("x axis", ["step", "epoch"], horizontal=True, key="runs_x")
-            st.plotly_chart(F.loss_curves({run.name: records}, x=x), width="stretch", key="runs_loss")
-            st.plotly_chart(F.val_metric_curves(records, x=x), width="stretch", key="runs_valm")
+            ui.chart(F.loss_curves({run.name: records}, x=x), key="runs_loss")
+            ui.chart(F.val_metric_curves(records, x=x), key="runs_valm")
         else:
             st.info("No metrics logged yet.")
     with tabs[3]:
@@ -250,10 +255,10 @@ def task_metrics(run: RunDir, report: dict) -> None:
     c1.dataframe(F.metrics_table({"test": report}), width="stretch")
     ui.glossary(report["metrics"])
     if report["task"] == "regression":
-        c2.plotly_chart(F.predicted_vs_true(report), width="stretch", key="runs_scatter")
-        st.plotly_chart(F.residuals(report), width="stretch", key="runs_residuals")
+        ui.chart(F.predicted_vs_true(report), where=c2, key="runs_scatter")
+        ui.chart(F.residuals(report), key="runs_residuals")
     else:
-        c2.plotly_chart(F.per_label(report), width="stretch", key="runs_per_label")
+        ui.chart(F.per_label(report), where=c2, key="runs_per_label")
         per = ("roc_auc", "pr_auc", "f1", "mcc")
         rows = [{"label": name, "positives in test": e["n_positive"], "threshold (from validation)": e["threshold"],
                  **{short(k): e["metrics"].get(k) for k in per}}
@@ -289,7 +294,7 @@ def baselines_tab(run: RunDir) -> None:
     st.dataframe(F.leaderboard_table(board), hide_index=True, width="stretch",
                  column_config={short(m): st.column_config.TextColumn(help=ui.metric_help(m))
                                 for m in F.board_metrics(board)})
-    st.plotly_chart(F.interval_plot(board), width="stretch", key="runs_intervals")
+    ui.chart(F.interval_plot(board), key="runs_intervals")
     comparison = run.read_report("comparison.json")
     if comparison:
         threshold = run.decision().get("threshold", 0.5)
@@ -324,7 +329,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
         return
     cal = report["calibration"]
     c1, c2 = st.columns([3, 2])
-    c1.plotly_chart(F.reliability_diagram(cal), width="stretch", key="runs_reliability")
+    ui.chart(F.reliability_diagram(cal), where=c1, key="runs_reliability")
     decision = run.read_report("threshold.json") or {}
     c2.metric("Brier score (test)", f"{cal['brier']:.3f}", help=ui.metric_help("brier"))
     c2.metric("Expected calibration error (test)", f"{cal.get('ece', float('nan')):.3f}", help=ui.metric_help("ece"))
@@ -339,7 +344,7 @@ def calibration_tab(run: RunDir, report: dict | None) -> None:
 def cross_validation() -> None:
     cvs = [CVDir(r.path) for r in list_runs(ui.cv_root())]
     if not cvs:
-        st.info("No cross-validation yet: start one on the Train page ('Cross-validate').")
+        ui.empty_state("No cross-validation yet: start one on the Train page ('Cross-validate').", "train")
         return
     cv = ui.pick_run("Cross-validation", "runs_cv", runs=cvs)
     status = cv.status()
@@ -363,7 +368,7 @@ def cross_validation() -> None:
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch",
                  column_config={metric_words(m): st.column_config.TextColumn(help=ui.metric_help(m))
                                 for m in shown[:5]})
-    st.plotly_chart(F.cv_folds(summary, shown[0]), width="stretch", key="cv_box")
+    ui.chart(F.cv_folds(summary, shown[0]), key="cv_box")
     per_fold = pd.DataFrame([{"fold": r["fold"], **{m: v.get(shown[0]) for m, v in r["models"].items()}}
                              for r in summary["per_fold"]])
     st.caption(f"{metric_words(shown[0])} per fold")
@@ -438,7 +443,7 @@ def page() -> None:
         cross_validation()
         return
     if not runs:
-        st.info("No runs yet: start one on the Train page.")
+        ui.empty_state("No runs yet: start one on the Train page.", "train")
         return
     runs_table(runs)
     if mode == "One run":

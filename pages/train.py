@@ -4,13 +4,14 @@ import streamlit as st
 
 from plmcore import data as D
 from plmcore import datasets as DS
-from plmcore import figures as F
 from plmcore import splits as S
 from plmcore import tasks, ui
 from plmcore.config import TrainConfig
-from plmcore.estimate import arch_for, estimate
+from plmcore.errors import PlmcoreError
+from plmcore.estimate import arch_for, duration_words, estimate, estimate_line, run_seconds
 from plmcore.models import DEFAULT_MODEL, FAMILIES, cache_status
-from plmcore.runs import ACTIVE_STATES, RunDir, cancel, resume_command, start_worker
+from plmcore.recipes import DEFAULT_PRESET, TRAINING_PRESETS, preset_settings
+from plmcore.runs import ACTIVE_STATES, RunDir, cancel, list_runs, start_worker
 from plmcore.train import create_run
 
 st.title("Train")
@@ -22,8 +23,8 @@ def choose_data():
     store = ui.datasets()
     datasets = store.list()
     if not datasets:
-        st.info("Add a dataset on the Data page first (or fetch the tutorial dataset there).")
-        st.page_link("pages/data.py", label="Go to Data", icon=":material/upload_file:")
+        ui.empty_state("No dataset yet: add one on the Data page first, or build the tutorial set on the Home "
+                       "page.", "data")
         st.stop()
     names = [d.name for d in datasets]
     current = ui.remembered("dataset")
@@ -67,63 +68,152 @@ def choose_model() -> str:
     return source
 
 
-def settings(source: str, ds, split) -> TrainConfig:
-    """The run's settings: every widget is made from the setting's declaration (plmcore.config)."""
-    def row(*names, **values):
-        cols = st.columns(len(names))
-        return {n: ui.setting_input(TrainConfig, n, key=f"train_{n}", where=col, value=values.get(n))
-                for n, col in zip(names, cols)}
+# The settings the form holds, each made from its declaration (plmcore.config). They are seeded from the
+# last used settings (kept in the workspace), a preset, or a run to clone; the form never resets by itself.
+MAIN = ("epochs",)
+ADVANCED = {
+    "Model and adapter": ("task", "pooling", "lora_r", "lora_alpha", "lora_dropout"),
+    "Optimisation": ("learning_rate", "batch_size", "grad_accum", "class_weights", "early_stopping_metric",
+                     "patience", "seed", "threads", "gradient_checkpointing"),
+    "Evaluation": ("baselines", "threshold_objective", "threshold_target", "temperature_scaling"),
+}
+BY_TASK = {"regression": ("regression_loss", "standardize_targets"), "residue": ("residues", "chunk_overlap")}
+FORM = MAIN + sum(ADVANCED.values(), ()) + sum(BY_TASK.values(), ())
+TARGET_DEFAULT = 0.9  # a target for specificity / sensitivity, when one of those picks the threshold
 
+
+def _seed(values: dict, *, force: bool) -> None:
+    """Put `values` (TrainConfig field -> value) in the form's widgets; without `force`, only where the
+    widget has no value yet (so what the user typed stays)."""
+    for name in FORM:
+        if name not in values or (not force and f"train_{name}" in st.session_state):
+            continue
+        value = values[name]
+        if name == "threshold_target" and value is None:
+            value = TARGET_DEFAULT
+        st.session_state[f"train_{name}"] = ui.setting_state(TrainConfig, name, value)
+
+
+def _apply_preset() -> None:
+    _seed(preset_settings(st.session_state["train_preset"]), force=True)
+    ui.remember("train_preset", st.session_state["train_preset"])
+
+
+def _clone() -> None:
+    run = RunDir(st.session_state["train_clone"])
+    try:
+        config = run.config()
+    except PlmcoreError as exc:
+        st.session_state["train_clone_error"] = str(exc)
+        return
+    _seed(config.to_dict(), force=True)
+    st.session_state["train_cloned"] = run.title
+
+
+def clone_control() -> None:
+    runs = list_runs(ui.runs_root())
+    if not runs:
+        return
+    with st.popover("Clone settings from a run", icon=":material/content_copy:"):
+        st.selectbox("Run", [str(r.path) for r in runs], key="train_clone",
+                     format_func=lambda p: ui.random_label(RunDir(p), RunDir(p).title))
+        st.button("Use its settings", key="train_clone_go", on_click=_clone,
+                  help="Every setting below takes the run's value; the dataset and model stay as chosen here.")
+    if st.session_state.pop("train_cloned", None):
+        st.toast("Settings cloned from the run.")
+    if st.session_state.get("train_clone_error"):
+        st.warning(ui.md(st.session_state.pop("train_clone_error")))
+
+
+def settings(source: str, ds, split) -> tuple[TrainConfig, dict]:
+    """The run's settings (every widget made from the setting's declaration) and its name and notes."""
+    counts = split[split["split"] == "train"]["label"].value_counts()
     detected, why = tasks.detect(split["label"].tolist(), split["sequence"].tolist())
-    chosen = row("task", "lora_r", "lora_alpha", "pooling")
+    imbalanced = detected == "classification" and counts.max() > 1.5 * counts.min()
+    presets = list(TRAINING_PRESETS)
+    if "train_preset" not in st.session_state:
+        st.session_state["train_preset"] = ui.remembered("train_preset", DEFAULT_PRESET)
+        if st.session_state["train_preset"] not in presets:
+            st.session_state["train_preset"] = DEFAULT_PRESET
+    start = preset_settings(st.session_state["train_preset"])
+    if imbalanced:
+        start["class_weights"] = "balanced"
+    _seed(start | (ui.remembered("train_settings") or {}), force=False)
+
+    def widget(name: str, where=None):  # the seeded value is also the widget's default (within its range)
+        key = f"train_{name}"
+        return ui.setting_input(TrainConfig, name, key=key, where=where, value=st.session_state.get(key))
+
+    c = st.columns([3, 1])
+    preset = c[0].radio("Preset", presets, key="train_preset", horizontal=True, on_change=_apply_preset,
+                        format_func=lambda p: TRAINING_PRESETS[p].title,
+                        help="Sets the epochs, adapter size, learning rate and early stopping together; "
+                             "Advanced shows every setting.")
+    c[0].caption(TRAINING_PRESETS[preset].words)
+    chosen = {"epochs": widget("epochs", c[1])}
+    with st.expander("Advanced: every setting"):
+        for group, names in ADVANCED.items():
+            st.markdown(f"**{group}**")
+            cols = st.columns(4)
+            for i, name in enumerate(names):
+                chosen[name] = widget(name, cols[i % 4])
+            if group == "Model and adapter":
+                task = detected if chosen["task"] == "auto" else chosen["task"]
+                extra = BY_TASK.get(task, ())
+                for i, name in enumerate(extra):
+                    chosen[name] = widget(name, cols[(len(names) + i) % 4])
+                arch = arch_for(source)
+                family = FAMILIES.get(arch.family) if arch else None
+                targets = st.text_input("LoRA target modules (comma-separated; empty = the family's defaults)",
+                                        value=",".join(family.lora_targets) if family else "",
+                                        key=f"train_targets_{source}")
+                chosen["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) or None
+        ui.trust_remote_code_switch()
+    if chosen["threshold_objective"] not in ("specificity", "sensitivity"):
+        chosen["threshold_target"] = None
     task = detected if chosen["task"] == "auto" else chosen["task"]
     st.caption(f"Task: **{task}**" + (f" (from the labels: {ui.md(why)})" if chosen["task"] == "auto" else
                                       f" (chosen; the labels look like {detected})"))
-    if task == "regression":
-        chosen |= row("regression_loss", "standardize_targets")
-    elif task == "residue":
-        chosen |= row("residues", "chunk_overlap")
-    chosen |= row("epochs", "learning_rate", "batch_size", "grad_accum")
-    counts = split[split["split"] == "train"]["label"].value_counts()
-    imbalanced = task == "classification" and counts.max() > 1.5 * counts.min()
-    chosen |= row("class_weights", "early_stopping_metric", "patience", "seed",
-                  class_weights="balanced" if imbalanced else None)
-    with st.expander("Advanced"):
-        arch = arch_for(source)
-        family = FAMILIES.get(arch.family) if arch else None
-        targets = st.text_input("LoRA target modules (comma-separated; empty = the family's defaults)",
-                                value=",".join(family.lora_targets) if family else "", key=f"train_targets_{source}")
-        chosen["lora_targets"] = tuple(t.strip() for t in targets.split(",") if t.strip()) or None
-        chosen["threads"] = ui.setting_input(TrainConfig, "threads", key="train_threads")
-        chosen["lora_dropout"] = ui.setting_input(TrainConfig, "lora_dropout", key="train_lora_dropout")
-        chosen["gradient_checkpointing"] = ui.setting_input(TrainConfig, "gradient_checkpointing",
-                                                            key="train_gradient_checkpointing")
-        ui.trust_remote_code_switch()
-    chosen |= row("baselines", "threshold_objective", "threshold_target", "temperature_scaling", threshold_target=0.9)
-    if chosen["threshold_objective"] not in ("specificity", "sensitivity"):
-        chosen["threshold_target"] = None
-    return TrainConfig(model=source, data=ds.data_spec(), **chosen)
+    remembered = {k: v for k, v in chosen.items() if k in FORM}
+    if remembered != ui.remembered("train_settings"):
+        ui.remember("train_settings", remembered)
+    c = st.columns([1, 2])
+    about = {"name": c[0].text_input("Run name (optional)", key="train_name", max_chars=80,
+                                     placeholder="e.g. ESM-2 8M, mean pooling"),
+             "notes": c[1].text_input("Notes (optional)", key="train_notes", max_chars=4000,
+                                      placeholder="what this run tries, for you and your collaborators")}
+    return TrainConfig(model=source, data=ds.data_spec(), **chosen), about
 
 
-def show_estimate(config: TrainConfig, split) -> None:
+def show_estimate(config: TrainConfig, split) -> float | None:
+    """The one-line estimate in words, with the details folded; returns the estimated seconds."""
     train_rows = split[split["split"] == "train"]
+    n_train, n_val = len(train_rows), int((split["split"] == "val").sum())
     mean_len = int(train_rows["sequence"].str.len().mean())
-    est = estimate(config.model, n_train=len(train_rows), window_tokens=mean_len, r=config.lora_r,
+    est = estimate(config.model, n_train=n_train, window_tokens=mean_len, r=config.lora_r,
                    targets=config.lora_targets, batch_size=config.batch_size,
                    n_classes=len(D.classes_of(split["label"])), device_type=_device_type(),
                    gradient_checkpointing=config.gradient_checkpointing, base_weights=config.base_weights)
+    st.markdown(":material/schedule: " + estimate_line(est, epochs=config.epochs, n_train=n_train, n_val=n_val,
+                                                       early_stopping=bool(config.patience)))
+    if est is not None and (est.checkpointing or config.gradient_checkpointing != "auto"):
+        st.caption(est.checkpointing_note)
     if est is None:
-        st.caption("Size and cost are shown once the model's config.json is available locally.")
-        return
-    c = st.columns(4)
-    c[0].metric("Parameters", f"{est.total_parameters:,}")
-    c[1].metric("Trained with LoRA", f"{est.trainable_parameters:,}",
-                f"{100 * est.trainable_parameters / est.total_parameters:.2f}%", delta_color="off")
-    c[2].metric("Memory (estimate)", f"{est.memory_gb:.1f} GB")
-    c[3].metric("Time per epoch (estimate)",
-                ui.format_seconds(est.seconds_per_epoch) if est.seconds_per_epoch else "not measured")
-    st.caption(f"Estimates for {ui.device_name()}: {est.basis}.")
-    st.caption(est.checkpointing_note)
+        return None
+    with st.expander("How big the model is, and what the estimate rests on"):
+        c = st.columns(4)
+        c[0].metric("Parameters", f"{est.total_parameters:,}")
+        c[1].metric("Trained with LoRA", f"{est.trainable_parameters:,}",
+                    help=f"{100 * est.trainable_parameters / est.total_parameters:.2f}% of the parameters: "
+                         "the adapters and the classification head")
+        c[2].metric("Memory (estimate)", f"{est.memory_gb:.1f} GB")
+        c[3].metric("Time per epoch (estimate)", duration_words(est.seconds_per_epoch)
+                    if est.seconds_per_epoch else "not measured")
+        st.caption(f"On {ui.device_name()}. The time counts training and the validation pass after each epoch, "
+                   "not loading the model or the final evaluation and baselines. It comes from this computer's "
+                   "speed, measured just now, and the share of it the trainer reached in the project's benchmark "
+                   f"({ui.md(est.basis)}).")
+    return run_seconds(est, epochs=config.epochs, n_train=n_train, n_val=n_val)
 
 
 def _device_type() -> str:
@@ -131,72 +221,24 @@ def _device_type() -> str:
     return "cuda" if name.startswith("GPU") else "cpu"
 
 
-def start(config: TrainConfig, split) -> None:
+def start(config: TrainConfig, split, about: dict, estimated_s: float | None) -> None:
     ok, message = ui.can_start_run()
     if not ok:
         ui.fail(message)
     ds = ui.datasets().get(config.data.dataset)
     run = create_run(config, split=split, root=ui.runs_root(), created_by="app",
                      files=ds.provenance_files() if ds else [])
+    if about["name"].strip() or about["notes"].strip():
+        run.set_about(name=about["name"].strip(), notes=about["notes"].strip())
+    if estimated_s:
+        run.write_status("queued", estimated_s=round(estimated_s, 1))
     _start(run)
-    st.toast(f"Started run {ui.md(run.name)}")
+    st.toast(f"Started run {ui.md(run.title)}")
 
 
 def _start(run: RunDir, command: str = "train") -> None:
     start_worker(run, command=command, trust_remote_code=ui.trust_remote_code(), workspace_dir=ui.workspace())
     ui.remember("train_run_path", str(run.path))
-
-
-@st.fragment(run_every=1.5)
-def live(run: RunDir) -> None:
-    status = run.status()
-    if status.get("state") not in ACTIVE_STATES:
-        st.rerun()  # stop polling: the whole page reruns and shows the final state without a timer
-    render(run, status)
-    if st.button("Stop training", key="train_stop", type="secondary"):
-        cancel(run)
-        st.toast("Stopping: the run saves a checkpoint and ends as 'cancelled'.")
-
-
-def render(run: RunDir, status: dict, key: str = "") -> None:
-    frac, text = ui.run_progress(status)
-    st.progress(frac, text=f"{run.name}: {text}")
-    state = status.get("state")
-    if status.get("stage") and state == "running":
-        st.caption(f"Finishing: {ui.md(status['stage'])}…")
-    if state == "failed":
-        st.error(f"The run failed: {ui.md(status.get('error'))}")
-    elif state == "cancelled":
-        st.warning("The run was stopped. Its last checkpoint is kept; it can be resumed from the command line with:")
-        st.code(resume_command(run.path), language="bash")
-    elif state == "finished":
-        st.success("Finished. The Runs page has the test metrics with confidence intervals, the baselines and "
-                   "the leakage report.")
-        if status.get("verdict"):
-            st.info(ui.md(status["verdict"]))
-    records = run.read_metrics()
-    evals = [r for r in records if r.get("kind") == "eval"]
-    task = run.labels().get("task", "classification") if run.labels_path.exists() else "classification"
-    shown = tasks.LIVE_METRICS[task]
-    if evals:
-        last = evals[-1]
-        c = st.columns(4)
-        for col, m in zip(c, shown):
-            value = last.get(f"val_{m}")
-            col.metric(f"Validation {tasks.metric_words(m)}", "–" if value is None else f"{value:.3f}")
-        c[3].metric("Epoch", f"{last['epoch']}")
-    if records:
-        c1, c2 = st.columns(2)
-        c1.plotly_chart(F.loss_curves({run.name: records}), width="stretch", key=f"loss_{run.name}{key}")
-        if evals:
-            c2.plotly_chart(F.val_metric_curves(records, metrics=shown), width="stretch",
-                            key=f"valm_{run.name}{key}")
-    else:
-        st.caption("Waiting for the first logged step…")
-    tail = run.log_tail(12)
-    if tail:
-        with st.expander("Log", expanded=state == "failed"):
-            st.code(tail, language=None)
 
 
 def current_run() -> RunDir | None:
@@ -258,7 +300,7 @@ def render_cv(cv: RunDir, status: dict) -> None:
     if status.get("fold_run") and state in ACTIVE_STATES:
         fold_run = RunDir(status["fold_run"])
         if fold_run.exists():
-            render(fold_run, fold_run.status(), key=f"fold{fold}")
+            ui.run_view(fold_run, fold_run.status(), key=f"train_fold{fold}")
     if state == "finished":
         st.success("Cross-validation finished: the Runs page ('Cross-validation') has mean ± sd and per-fold figures.")
 
@@ -272,23 +314,22 @@ def page() -> None:
         st.subheader(("Cross-validation" if is_cv else "Training run") if running else "Last run")
         if is_cv:
             live_cv(run) if running else render_cv(run, status)
-        elif running:
-            live(run)
         else:
-            render(run, status)
+            ui.run_live(run, key="train")
         st.divider()
     else:
         running = False
     with st.expander("Start a new run", expanded=not running):
         ds, split = choose_data()
         source = choose_model()
-        config = settings(source, ds, split)
-        show_estimate(config, split)
-        c = st.columns([1, 1, 1, 2])
+        clone_control()
+        config, about = settings(source, ds, split)
+        estimated_s = show_estimate(config, split)
+        c = st.columns([1, 1, 1, 2], vertical_alignment="bottom")
         if c[0].button("Start training", key="train_start", type="primary"):
-            start(config, split)
+            start(config, split, about, estimated_s)
             st.rerun()
-        folds = c[2].number_input("Folds", 2, 20, 5, key="train_cv_folds", label_visibility="collapsed")
+        folds = c[2].number_input("Folds for cross-validation", 2, 20, 5, key="train_cv_folds")
         if c[1].button(f"Cross-validate ({int(folds)} folds)", key="train_cv",
                        help="k-fold cross-validation of this model and the baselines, folds grouped by protein"):
             start_cv(config, ds, int(folds), grouped=True)

@@ -317,3 +317,42 @@ def estimate(source: str, *, n_train: int, window_tokens: int, r: int, targets=N
     if on and seconds is not None:
         seconds *= factor
     return Estimate(total, trainable, flops, seconds, on_mem if on else off, basis, off, on, note)
+
+
+# --------------------------------------------------------------------------- in words
+
+
+def duration_words(seconds: float | None) -> str:
+    """A duration as a person says it: 'under a second', 'about 40 seconds', 'about 3 minutes',
+    'about 1 h 20 min' (an estimate never reads '0 s')."""
+    if seconds is None:
+        return "an unknown time"
+    if seconds < 1:
+        return "under a second"
+    if seconds < 60:
+        return f"about {max(1, round(seconds))} second{'s' if round(seconds) != 1 else ''}"
+    if seconds < 3600:
+        minutes = max(1, round(seconds / 60))
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"about {hours} h {minutes:02d} min"
+
+
+def run_seconds(est: Estimate, *, epochs: int, n_train: int, n_val: int) -> float | None:
+    """Seconds to train `epochs` epochs and score validation after each (a forward pass costs about a
+    third of a training step's FLOPs). Loading the model and the final evaluation are not counted."""
+    if est.seconds_per_epoch is None:
+        return None
+    evaluation = est.seconds_per_epoch * n_val / max(n_train, 1) / 3
+    return epochs * (est.seconds_per_epoch + evaluation)
+
+
+def estimate_line(est: Estimate | None, *, epochs: int, n_train: int, n_val: int, early_stopping: bool) -> str:
+    """The Train page's one-line estimate in plain words: total time and memory."""
+    if est is None:
+        return "The time and memory estimate appears once the model's description (config.json) is on this computer."
+    total = run_seconds(est, epochs=epochs, n_train=n_train, n_val=n_val)
+    time_part = ("time not estimated yet on this kind of computer" if total is None else
+                 f"{'at most ' if early_stopping else ''}{duration_words(total)} in total "
+                 f"({epochs} epoch{'s' if epochs != 1 else ''} of {duration_words(est.seconds_per_epoch)})")
+    return f"Estimate: {time_part}, about {est.memory_gb:.1f} GB of memory."

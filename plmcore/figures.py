@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 
 import numpy as np
 import pandas as pd
@@ -28,38 +29,107 @@ def _layout(fig: go.Figure, title: str | None = None, height: int = 360) -> go.F
     return fig
 
 
-def loss_curves(runs: dict[str, list[dict]], x: str = "step") -> go.Figure:
-    """Training and validation loss of one or more runs against step or epoch."""
+# Training curves: Okabe-Ito colours with at least 3:1 contrast against white (WCAG 2.1 for graphics),
+# blue for training and vermillion for validation, so the two never share a colour.
+CURVE_COLORS = ("#0072B2", "#D55E00", "#007A5A", "#B3287F", "#5F5F5F")
+TRAIN_COLOR, VAL_COLOR = CURVE_COLORS[0], CURVE_COLORS[1]
+
+
+def contrast_ratio(color: str, background: str = "#FFFFFF") -> float:
+    """WCAG contrast ratio of two '#RRGGBB' colours (1 to 21)."""
+    def luminance(hex_color: str) -> float:
+        rgb = [int(hex_color.lstrip("#")[i:i + 2], 16) / 255 for i in (0, 2, 4)]
+        lin = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in rgb]
+        return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2]
+
+    hi, lo = sorted((luminance(color), luminance(background)), reverse=True)
+    return (hi + 0.05) / (lo + 0.05)
+
+
+def smooth(values: list[float], weight: float) -> list[float]:
+    """Exponential moving average (TensorBoard's smoothing): 0 keeps the values, 0.9 smooths strongly.
+    Debiased, so the first points are not pulled towards zero."""
+    out, avg = [], 0.0
+    for i, v in enumerate(values, start=1):
+        avg = weight * avg + (1 - weight) * v
+        out.append(avg / (1 - weight**i) if weight else v)
+    return out
+
+
+def _epoch_axis(fig: go.Figure, x: str, epochs: int | None, last: float) -> None:
+    """An epoch axis from 0 to the planned number of epochs, whole-number ticks, from the first point;
+    a step axis in whole steps."""
+    if x != "epoch":
+        fig.update_xaxes(title="step", tickformat="d", rangemode="tozero")
+        return
+    end = max(epochs or 0, math.ceil(last) if last else 1, 1)
+    dtick = next(d for d in (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000) if end / d <= 12)
+    fig.update_xaxes(title="epoch", range=[0, end], tick0=0, dtick=dtick, tickformat="d")
+
+
+def loss_curves(runs: dict[str, list[dict]], x: str = "step", *, epochs: int | None = None,
+                smoothing: float = 0.0) -> go.Figure:
+    """Training and validation loss of one or more runs against step or epoch.
+
+    One run: training in blue, validation in vermillion (dashed, with markers). Several runs: a colour
+    per run, training solid and validation dashed. `smoothing` (0-0.95) draws the training loss
+    smoothed, with the raw values faint behind it; `epochs` sets the epoch axis' extent from the start."""
     fig = go.Figure()
+    last = 0.0
     for i, (name, records) in enumerate(runs.items()):
-        color = PALETTE[i % len(PALETTE)]
-        prefix = f"{name}: " if len(runs) > 1 else ""
-        train = [r for r in records if r.get("kind") == "train"]
-        evals = [r for r in records if r.get("kind") == "eval"]
+        single = len(runs) == 1
+        color = TRAIN_COLOR if single else CURVE_COLORS[i % len(CURVE_COLORS)]
+        val_color = VAL_COLOR if single else color
+        prefix = "" if single else f"{text(name)}: "
+        train = [r for r in records if r.get("kind") == "train" and r.get(x) is not None]
+        evals = [r for r in records if r.get("kind") == "eval" and r.get("val_loss") is not None]
+        last = max([last, *(r[x] for r in train + evals)])
         if train:
-            fig.add_trace(go.Scatter(x=[r[x] for r in train], y=[r["train_loss"] for r in train], mode="lines",
-                                     name=f"{prefix}train loss", line=dict(color=color)))
+            xs, ys = [r[x] for r in train], [r["train_loss"] for r in train]
+            if smoothing:
+                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line=dict(color=color, width=1), opacity=0.3,
+                                         name=f"{prefix}training loss (raw)", showlegend=False, hoverinfo="skip"))
+                ys = smooth(ys, smoothing)
+            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines+markers", marker=dict(size=4),
+                                     name=f"{prefix}training loss" + (" (smoothed)" if smoothing else ""),
+                                     line=dict(color=color, width=2)))
         if evals:
             fig.add_trace(go.Scatter(x=[r[x] for r in evals], y=[r["val_loss"] for r in evals],
-                                     mode="lines+markers", name=f"{prefix}validation loss",
-                                     line=dict(color=color, dash="dash")))
-    fig.update_xaxes(title=x)
-    fig.update_yaxes(title="cross-entropy loss")
+                                     mode="lines+markers", marker=dict(size=8, symbol="diamond"),
+                                     name=f"{prefix}validation loss", line=dict(color=val_color, dash="dash", width=2)))
+    _epoch_axis(fig, x, epochs, last)
+    fig.update_yaxes(title="loss", rangemode="tozero")
     return _layout(fig, "Loss")
 
 
-def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"), x: str = "step") -> go.Figure:
+def _metric_range(values: list[float], metrics) -> list[float] | None:
+    """A y range fitted to the values, with some room, kept inside the metrics' bounds (-1..1 for MCC,
+    0..1 for the others that are bounded); None for unbounded metrics (plotly fits those)."""
+    if not values or set(metrics) & {"rmse", "mae"}:
+        return None
+    lo_bound = -1.0 if set(metrics) & {"mcc", "pearson", "spearman", "r2"} else 0.0
+    lo, hi = min(values), max(values)
+    pad = max(0.05, 0.15 * (hi - lo))
+    return [max(lo_bound, lo - pad), min(1.0, hi + pad)]
+
+
+def val_metric_curves(records: list[dict], metrics=("mcc", "roc_auc", "accuracy"), x: str = "step", *,
+                      epochs: int | None = None) -> go.Figure:
+    """Validation metrics after each epoch, on an axis fitted to their values."""
     evals = [r for r in records if r.get("kind") == "eval"]
     fig = go.Figure()
+    values = []
     for i, m in enumerate(metrics):
         key = f"val_{m}"
-        pts = [(r[x], r[key]) for r in evals if r.get(key) is not None]
+        pts = [(r[x], r[key]) for r in evals if r.get(key) is not None and r.get(x) is not None]
         if pts:
+            values += [p[1] for p in pts]
             fig.add_trace(go.Scatter(x=[p[0] for p in pts], y=[p[1] for p in pts], mode="lines+markers",
-                                     name=METRIC_LABELS.get(m, m), line=dict(color=PALETTE[i % len(PALETTE)])))
-    fig.update_xaxes(title=x)
-    bounded = not set(metrics) & {"rmse", "mae"}
-    fig.update_yaxes(title="validation metric", range=[-1 if "mcc" in metrics else 0, 1] if bounded else None)
+                                     marker=dict(size=8), name=METRIC_LABELS.get(m, m),
+                                     line=dict(color=CURVE_COLORS[i % len(CURVE_COLORS)], width=2,
+                                               dash=("solid", "dot", "dashdot", "longdash", "dash")[i % 5])))
+    _epoch_axis(fig, x, epochs, max((r[x] for r in evals if r.get(x) is not None), default=0))
+    fig.update_yaxes(title="validation metric", range=_metric_range(values, metrics))
     return _layout(fig, "Validation metrics")
 
 

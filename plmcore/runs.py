@@ -136,7 +136,7 @@ STATUS_FIELDS = {
                      "trainable_parameters", "total_parameters"), "int"),
     **dict.fromkeys(("pid_started", "created_at", "queued_at", "started_at", "ended_at", "updated_at", "epoch",
                      "elapsed_s", "train_loss", "best_metric", "duration_s", "threshold", "test_mcc",
-                     "test_roc_auc", "test_accuracy", "test_metric"), "num"),
+                     "test_roc_auc", "test_accuracy", "test_metric", "estimated_s"), "num"),
     **dict.fromkeys(("leaks", "stopped_early", "gradient_checkpointing"), "bool"),
     "warnings": "strs",
 }

@@ -558,6 +558,8 @@ class Trainer:
         val = self.sets["val"]
         if not len(val.tokens):
             return
+        if self.is_main:
+            self.run.write_status("running", stage=f"evaluating epoch {epoch + 1} on the validation set")
         scores = self.evaluate(val)
         key = "val_loss" if self.stop_key == "val_loss" else f"val_{self.stop_key}"
         value = scores.get(key, float("nan"))
@@ -574,7 +576,7 @@ class Trainer:
                                      "elapsed_s": round(time.time() - self.t_start, 3), **scores,
                                      "best": improved})
             self.run.write_status("running", best_metric_name=key, best_metric=state["best"],
-                                  best_step=state["best_step"])
+                                  best_step=state["best_step"], stage=None)
         log.info("epoch %d step %d: %s", epoch + 1, state["step"],
                  " ".join(f"{k}={v:.4f}" for k, v in scores.items() if isinstance(v, float)))
         if config.patience and state["bad_evals"] >= config.patience:
@@ -663,13 +665,15 @@ class Trainer:
             from plmcore.engine import cpu_cores
 
             set_cpu_threads(cpu_cores())
-        logits = {name: self.predict(self.sets[name]) for name in ("val", "test") if len(self.sets[name].tokens)}
-        labels = {name: self.sets[name].tracks if self.lab.task == "residue" else self.sets[name].labels
-                  for name in logits}
 
         def stage(text: str) -> None:
             log.info("Finishing: %s", text)
-            run.write_status("running", stage=text)
+            run.write_status("running", stage=text, stopped_early=self.stopped_early)
+
+        stage("scoring the best model on the validation and test sets")
+        logits = {name: self.predict(self.sets[name]) for name in ("val", "test") if len(self.sets[name].tokens)}
+        labels = {name: self.sets[name].tracks if self.lab.task == "residue" else self.sets[name].labels
+                  for name in logits}
 
         embed = self.frozen_embeddings if self.lab.task != "residue" else None
         result.update(assess(run, config, self.table, self.lab, logits, labels, embed_fn=embed, on_stage=stage))

@@ -22,6 +22,7 @@ import streamlit as st
 from plmcore import data as D
 from plmcore import runs as R
 from plmcore.errors import PlmcoreError, explain_os_errors
+from plmcore.live import format_seconds
 from plmcore.models import DEFAULT_MODEL, PRESETS, RANDOM_PREFIX, TINY_PRESETS, cache_status, find_preset, pick_device
 from plmcore.runs import RunDir, active_runs, list_runs
 
@@ -51,6 +52,7 @@ def md(text: object) -> str:
 
 def guard(body: Callable[[], None]) -> None:
     """Run a page body; show user-fixable problems as st.error and never a traceback."""
+    _leave_pages_folder_mode()
     try:
         body()
     except PlmcoreError as exc:
@@ -66,6 +68,56 @@ def guard(body: Callable[[], None]) -> None:
             where = "The technical details could not be saved (the workspace is not writable)"
         st.error(md(f"Something went wrong: {type(exc).__name__}: {exc}. Your data and runs are safe. "
                     f"{where}; please include them if you report this."))
+
+
+_NAVIGATED = "_plmcore_app_navigation"
+
+
+def _leave_pages_folder_mode() -> None:
+    """A deep link (/runs) opened first after the server starts runs the page on its own.
+
+    Streamlit decides, when its first session starts, that an app with a `pages/` folder uses the
+    old folder navigation, and keeps that until app.py calls st.navigation. So the first page opened
+    by URL runs without app.py: Streamlit's file-name navigation, no sidebar, and page links to
+    "pages/x.py" raise StreamlitPageNotFoundError. Seen from a page, that mode means app.py has not
+    run: switch it off and rerun, so app.py runs and st.navigation opens the same page (its URL path
+    is the same in both modes). A session in which app.py has run (app_pages marks it) is not in
+    that mode, whatever the flag says (AppTest sets the flag again before each run).
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+    except ImportError:  # a Streamlit without it has no folder mode to leave
+        return
+    if getattr(PagesManager, "uses_pages_directory", False) and _NAVIGATED not in st.session_state:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+# --------------------------------------------------------------------------- pages and the guided path
+
+
+def app_pages() -> list:
+    """The app's pages for st.navigation: the home page, then the five steps (plmcore.guide.STEPS)."""
+    from plmcore.guide import HOME_PAGE, STEPS
+
+    st.session_state[_NAVIGATED] = True
+    home = st.Page(HOME_PAGE, title="Home", icon=":material/home:", default=True)
+    return [home, *(st.Page(s.page, title=s.title, icon=s.icon) for s in STEPS)]
+
+
+def page_link(key: str, label: str | None = None, *, where=None) -> None:
+    """A link to a step's page (plmcore.guide key: data, train, runs, embeddings, predict)."""
+    from plmcore.guide import step
+
+    s = step(key)
+    (where or st).page_link(s.page, label=label or f"Go to {s.title}", icon=s.icon)
+
+
+def empty_state(message: str, key: str) -> None:
+    """What a page shows when the step before it is not done: an info box (never a red error) that
+    says what is missing, and a link to the page that makes it (a plmcore.guide step key)."""
+    st.info(message, icon=":material/info:")
+    page_link(key)
 
 
 def fail(message: str) -> None:
@@ -262,6 +314,23 @@ def setting_input(cls, name: str, *, key: str, where=None, value=None, label: st
     return text.strip() or (None if s["optional"] else s["default"])
 
 
+def setting_state(cls, name: str, value):
+    """What the widget of `setting_input` holds for a setting's value (to put in st.session_state): None is
+    0 for a number whose 0 means "none", the default where the widget cannot show None, "" for a text."""
+    from plmcore.config import spec
+
+    s = spec(cls, name)
+    if s["values"] is not None:
+        return value if value in s["values"] else s["default"]
+    if s["type"] is bool:
+        return bool(s["default"] if value is None else value)
+    if s["type"] in (int, float):
+        if value is None:
+            value = 0 if s["optional"] and (s["lo"] or 0) > 0 else s["default"]
+        return s["type"](value) if value is not None else value
+    return "" if value is None else str(value)
+
+
 # --------------------------------------------------------------------------- models
 
 
@@ -417,33 +486,13 @@ class Progress:
         self.bar.empty()
 
 
-def format_seconds(s: float | None) -> str:
-    if s is None:
-        return "?"
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+def run_progress(status: dict, records: list[dict] | None = None) -> tuple[float, str]:
+    """Fraction done and one line naming the phase (loading, epoch k of n, evaluation, baselines) with the
+    time left (plmcore.live)."""
+    from plmcore.live import phase
 
-
-def run_progress(status: dict) -> tuple[float, str]:
-    """Fraction done and a one-line description (step, epoch, ETA) of a run's status."""
-    step, total = status.get("step") or 0, status.get("total_steps") or 0
-    state = status.get("state")
-    if state == "queued" or not total:
-        return 0.0, "starting (loading the model and data)…"
-    frac = min(step / total, 1.0)
-    started = status.get("started_at") or time.time()
-    elapsed = (status.get("ended_at") or time.time()) - started
-    text = f"step {step}/{total} · epoch {status.get('epoch', 0):.2f}/{status.get('epochs', '?')}"
-    if state == "running" and step:
-        rate = (status.get("elapsed_s") or elapsed) / step
-        text += f" · {format_seconds(rate * (total - step))} left"
-    elif state in ("finished", "cancelled", "failed"):
-        text += f" · {state} after {format_seconds(elapsed)}"
-    return frac, text
+    now = phase(status, records)
+    return now.fraction, now.text
 
 
 # --------------------------------------------------------------------------- pickers
@@ -510,7 +559,7 @@ def _active_runs_panel() -> None:
                         text=f"fold {status.get('fold') or 0} of {status.get('folds') or '?'}")
             continue
         st.markdown(f"**Training** {md(run.name)}")
-        frac, text = run_progress(status)
+        frac, text = run_progress(status, run.read_metrics())
         st.progress(frac, text=text)
 
 
@@ -636,3 +685,98 @@ def show_leakage(leak: dict, *, detailed: bool = False) -> None:
     if ow.get("pairs"):
         c2.markdown("**Overlapping pairs** (test ~ training)")
         c2.dataframe(pd.DataFrame(ow["pairs"]), hide_index=True, width="stretch", height=300)
+
+
+# --------------------------------------------------------------------------- a run, live
+
+
+def run_live(run: RunDir, *, key: str = "train", stop: bool = True) -> None:
+    """A training run as it goes: its phase in words with the time left, the bar, the latest validation
+    scores and the curves; refreshed every 1.5 s while it is active, with a Stop button (`stop`). An ended
+    run shows how it ended. The Train page and the Runs page (for a running run) both use this."""
+    from plmcore.runs import ACTIVE_STATES
+
+    status = run.status()
+    if status.get("state") in ACTIVE_STATES:
+        _run_live_fragment(run, key, stop)
+    else:
+        run_view(run, status, key=key)
+
+
+@st.fragment(run_every=1.5)
+def _run_live_fragment(run: RunDir, key: str, stop: bool) -> None:
+    from plmcore.runs import ACTIVE_STATES, cancel
+
+    status = run.status()
+    if status.get("state") not in ACTIVE_STATES:
+        st.rerun()  # stop polling: the whole page reruns and shows the ending without a timer
+    run_view(run, status, key=key)
+    if stop and st.button("Stop training", key=f"{key}_stop", type="secondary"):
+        cancel(run)
+        st.toast("Stopping: the run saves a checkpoint and ends as 'cancelled'.")
+
+
+def run_view(run: RunDir, status: dict, *, key: str = "train") -> None:
+    """One rendering of a run's progress (see run_live)."""
+    from plmcore import figures as F
+    from plmcore import tasks
+    from plmcore.live import ending, phase
+    from plmcore.runs import resume_command
+
+    records = run.read_metrics()
+    now = phase(status, records)
+    c = st.columns([5, 2])
+    c[0].markdown(f"**{md(run.title)}**" + (f" · {md(run.name)}" if run.title != run.name else ""))
+    random_badge(run, where=c[1])
+    st.progress(now.fraction, text=now.text)
+    state = status.get("state")
+    if now.ended:
+        try:
+            patience = run.config().patience
+        except PlmcoreError:
+            patience = None
+        words = ending(status, records, patience=patience)
+        if state == "finished":
+            st.success(f"{words} The Runs page has the test metrics with confidence intervals, the baselines and "
+                       "the leakage report.", icon=":material/check_circle:")
+            if status.get("verdict"):
+                st.info(md(status["verdict"]))
+        elif state == "cancelled":
+            st.warning(f"{words} Its last checkpoint is kept; it can be resumed from the command line with:")
+            st.code(resume_command(run.path), language="bash")
+        else:
+            st.error(md(words))
+    evals = [r for r in records if r.get("kind") == "eval"]
+    task = run.labels().get("task", "classification") if run.labels_path.exists() else "classification"
+    shown = tasks.LIVE_METRICS[task]
+    epochs = status.get("epochs")
+    if evals:
+        last = evals[-1]
+        cols = st.columns(4)
+        for col, m in zip(cols, shown):
+            value = last.get(f"val_{m}")
+            col.metric(f"Validation {tasks.metric_words(m)}", "–" if value is None else f"{value:.3f}",
+                       help=metric_help(m))
+        cols[3].metric("Epoch", f"{int(last['epoch'])} of {epochs}" if epochs else f"{int(last['epoch'])}")
+    if not records:
+        st.caption("The curves appear with the first logged training step.")
+        return
+    smoothing = st.select_slider("Smoothing of the training loss", options=[0.0, 0.3, 0.6, 0.8, 0.9],
+                                 value=remembered("loss_smoothing", 0.0), key=f"{key}_smoothing",
+                                 format_func=lambda v: "none" if v == 0 else f"{v:g}",
+                                 help="An exponential moving average, as in TensorBoard; the raw values stay faint "
+                                      "behind the smoothed line.")
+    if smoothing != remembered("loss_smoothing", 0.0):
+        remember("loss_smoothing", smoothing)
+    c1, c2 = st.columns(2)
+    chart(F.loss_curves({run.name: records}, x="epoch", epochs=epochs, smoothing=smoothing), where=c1,
+          key=f"{key}_loss_{run.name}", alt="Training and validation loss by epoch")
+    if evals:
+        chart(F.val_metric_curves(records, metrics=shown, x="epoch", epochs=epochs), where=c2,
+              key=f"{key}_valm_{run.name}", alt="Validation metrics by epoch")
+    else:
+        c2.caption("Validation scores appear after the first epoch.")
+    tail = run.log_tail(12)
+    if tail:
+        with st.expander("Log", expanded=state == "failed"):
+            st.code(tail, language=None)

@@ -28,10 +28,10 @@ def dephos(shared_data):
     return shared_data / "dephos_Y"
 
 
-def app(page: str | None = None) -> AppTest:
+def app(page: str = "data") -> AppTest:
     at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    if page:
+    at.run()  # the home page
+    if page != "home":
         at.switch_page(f"pages/{page}.py").run()
     assert not at.exception, at.exception
     return at

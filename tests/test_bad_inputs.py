@@ -109,6 +109,7 @@ def test_data_page_refuses_every_bad_upload_and_keeps_the_earlier_dataset(tmp_pa
     (tmp_path / "tmp").mkdir()
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=120)
     at.run()
+    at.switch_page("pages/data.py").run()
     at.radio(key="data_how").set_value("Upload a file").run()
     good = shared_data / "dephos_Y" / "train_sequences.fasta"
     upload(at, good.name, good.read_bytes(), "dephos")

@@ -25,6 +25,9 @@ ARTIFACTS = ROOT / "tests" / "artifacts"
 CHROMIUM = os.environ.get("PLMCORE_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
 
+FINISHED = re.compile(r"^Finished: \d+ epochs? in")  # the live view's ending (plmcore.live.ending)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -121,9 +124,33 @@ def on_failure(server, page, request):
         print("\n".join(server[1].read_text(errors="replace").splitlines()[-60:]))
 
 
+@pytest.mark.slow
+def test_a_deep_link_first_on_a_fresh_server_shows_the_app(server, page, on_failure):
+    """/runs opened before any other page: the app's own navigation and page, no exception; then Home's steps.
+    (This test must run first in the module: the server is fresh only once.)"""
+    url, log, _, _, workspace = server
+    page.goto(url + "/runs")
+    _idle(page, 120_000)
+    nav = page.locator('[data-testid="stSidebarNav"]')
+    nav.get_by_role("link", name="Runs & evaluation", exact=True).wait_for()
+    assert nav.get_by_role("link", name="Home", exact=True).count() == 1
+    assert nav.get_by_text("app", exact=True).count() == 0  # not Streamlit's file-name navigation
+    page.get_by_role("heading", name="Runs & evaluation").wait_for()
+    page.get_by_text("No runs yet").wait_for()
+    assert page.locator('[data-testid="stException"]').count() == 0
+    assert page.locator('[data-testid="stAlertContentError"]').count() == 0  # an empty state is no red error
+    page.screenshot(path=str(ARTIFACTS / "0_deep_link_runs.png"))
+    nav.get_by_role("link", name="Home", exact=True).click()
+    page.get_by_text("Five steps").wait_for()
+    for title in ("1. Data", "2. Train", "3. Runs & evaluation", "4. Embeddings", "5. Predict"):
+        page.get_by_role("link", name=title, exact=True).wait_for()
+    assert not (workspace / "app-errors.log").exists(), (workspace / "app-errors.log").read_text()
+    assert "Traceback" not in log.read_text()
+
+
 def _train_tiny(page, epochs: int = 2) -> None:
     """On the Train page: the tiny model, `epochs`, start, and wait for the end."""
-    page.get_by_role("link", name="Train").click()
+    page.get_by_role("link", name="Train", exact=True).click()
     page.get_by_role("button", name="Start training").wait_for()
     _select(page, "Model", "Tiny ESM")
     box = page.get_by_role("spinbutton", name="Epochs", exact=True).first
@@ -133,7 +160,8 @@ def _train_tiny(page, epochs: int = 2) -> None:
         page.wait_for_timeout(1500)
         if box.input_value() == str(epochs):
             break
-    page.get_by_role("button", name="Start training").click()
+    _idle(page)  # while a rerun moves it, Streamlit shows the button's stale copy beside the new one
+    page.get_by_role("button", name="Start training").first.click()
 
 
 @pytest.mark.slow
@@ -141,6 +169,8 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     url, _, tmp, proc, workspace = server
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
     page.goto(url)
+    page.get_by_text("Five steps").wait_for()  # the home page
+    page.get_by_role("link", name="Data", exact=True).click()
     page.get_by_text("Add a dataset").wait_for()
     page.get_by_text("Upload a file", exact=True).click()
     page.get_by_label("Dataset name").fill("dephos")
@@ -163,15 +193,15 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     # the live loss chart gets points while the worker trains
     page.locator(".js-plotly-plot .scatterlayer .trace").first.wait_for(timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / "2_training.png"), full_page=False)
-    page.get_by_text("Finished.").wait_for(timeout=300_000)
+    page.get_by_text(FINISHED).first.wait_for(timeout=300_000)
     page.screenshot(path=str(ARTIFACTS / "3_trained.png"), full_page=False)
 
-    page.get_by_role("link", name="Runs & evaluation").click()
+    page.get_by_role("link", name="Runs & evaluation", exact=True).click()
     page.get_by_role("tab", name="Test metrics").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # the confusion matrix
     page.screenshot(path=str(ARTIFACTS / "4_runs.png"), full_page=False)
 
-    page.get_by_role("link", name="Predict").click()
+    page.get_by_role("link", name="Predict", exact=True).click()
     window = fasta.read_text().splitlines()[1]
     page.get_by_role("textbox", name="FASTA (or one sequence per line)").fill(f">my_window\n{window}\n>my_protein\n{window * 3}")
     page.get_by_role("button", name="Score", exact=True).click()
@@ -186,7 +216,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
 
     # two more uploads and trainings in the same session
     for i in (2, 3):
-        page.get_by_role("link", name="Data").click()
+        page.get_by_role("link", name="Data", exact=True).click()
         page.get_by_text("Add a dataset").click()
         page.get_by_text("Upload a file", exact=True).click()
         page.get_by_label("Dataset name").fill(f"dephos {i}")
@@ -201,7 +231,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
             if len(runs) == i and runs[0].status()["state"] == "finished":
                 break
             time.sleep(1)
-        page.get_by_text("Finished.").wait_for(timeout=60_000)
+        page.get_by_text(FINISHED).first.wait_for(timeout=60_000)
 
     runs = list_runs(workspace / "runs")
     assert len(runs) == 3 and all(r.status()["state"] == "finished" for r in runs)

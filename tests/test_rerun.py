@@ -70,6 +70,7 @@ def test_app_runs_name_their_split_rerun_identically_and_two_app_runs_agree(tmp_
     data = grouped_windows(tmp_path / "windows.fasta")
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
+    at.switch_page("pages/data.py").run()
     at.radio(key="data_how").set_value("Upload a file").run()
     at.text_input(key="data_name").set_value("grouped")
     at.file_uploader(key="data_upload").upload(data.name, data.read_bytes(), "text/plain")

@@ -34,9 +34,8 @@ def app(page: str | None = None, **setup) -> AppTest:
     at = AppTest.from_file(APP, default_timeout=120)
     for key, value in setup.items():
         setattr(at, key, value)
-    at.run()
-    if page:
-        at.switch_page(f"pages/{page}.py").run()
+    at.run()  # the home page
+    at.switch_page(f"pages/{page or 'data'}.py").run()
     assert not at.exception, at.exception
     return at
 
