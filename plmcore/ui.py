@@ -605,7 +605,7 @@ def random_badge(what, *, where=None, banner: bool = False) -> bool:
     if banner:
         where.error(f"**{RANDOM_WEIGHTS_MARK}.** {RANDOM_WEIGHTS_WHY}", icon=":material/warning:")
     else:
-        where.badge(RANDOM_WEIGHTS_MARK, icon=":material/warning:", color="red", help=RANDOM_WEIGHTS_WHY)
+        where.badge(RANDOM_WEIGHTS_MARK, color="red", help=RANDOM_WEIGHTS_WHY)  # the mark starts with its ⚠
     return True
 
 

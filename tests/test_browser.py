@@ -144,6 +144,23 @@ def test_a_deep_link_first_on_a_fresh_server_shows_the_app(server, page, on_fail
     page.get_by_text("Five steps").wait_for()
     for title in ("1. Data", "2. Train", "3. Runs & evaluation", "4. Embeddings", "5. Predict"):
         page.get_by_role("link", name=title, exact=True).wait_for()
+    # a table with an id,sequence,class header saves without touching the label control
+    rng = __import__("random").Random(3)
+    table = workspace.parent / "classes.csv"
+    table.write_text("id,sequence,class\n" + "".join(
+        f"p{i},{''.join(rng.choice('ACDEFGHIKLMNPQRSTVWY') for _ in range(30))},{'kinase' if i % 2 else 'other'}\n"
+        for i in range(40)))
+    page.get_by_role("link", name="1. Data", exact=True).click()
+    page.get_by_text("Add a dataset").wait_for()
+    page.get_by_text("Upload a file", exact=True).click()
+    page.get_by_label("Dataset name").fill("classes")
+    page.get_by_label("Dataset name").press("Enter")
+    _upload(page, table)
+    page.get_by_role("button", name="Check and save").click()
+    page.get_by_text("Saved dataset 'classes': 40 sequences").wait_for()
+    from plmcore.datasets import DatasetStore
+
+    DatasetStore(workspace / "datasets").delete("classes")  # the next test starts from an empty workspace
     assert not (workspace / "app-errors.log").exists(), (workspace / "app-errors.log").read_text()
     assert "Traceback" not in log.read_text()
 
@@ -200,6 +217,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.get_by_role("tab", name="Test metrics").wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # the confusion matrix
     page.screenshot(path=str(ARTIFACTS / "4_runs.png"), full_page=False)
+    page.get_by_text("Random weights — not a result").first.wait_for()  # Tiny ESM has random weights
 
     page.get_by_role("link", name="Predict", exact=True).click()
     window = fasta.read_text().splitlines()[1]
@@ -210,6 +228,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     page.get_by_text("1 protein, ").first.wait_for()
     page.locator(".js-plotly-plot").first.wait_for()  # probability along the protein
     page.screenshot(path=str(ARTIFACTS / "5_predict.png"), full_page=False)
+    page.get_by_text("Random weights — not a result").first.wait_for()
     assert page.get_by_text("my_window").count() >= 1
 
     from plmcore.runs import RunDir, list_runs
