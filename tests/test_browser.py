@@ -125,6 +125,18 @@ def on_failure(server, page, request):
 
 
 @pytest.mark.slow
+def _save_dataset(page, name: str, path: Path, link: str, saved: str) -> None:
+    """Data page (through the `link` named so): upload `path` as dataset `name`, save, wait for `saved`."""
+    page.get_by_role("link", name=link, exact=True).click()
+    page.get_by_text("Add a dataset").wait_for()
+    page.get_by_text("Upload a file", exact=True).click()
+    page.get_by_label("Dataset name").fill(name)
+    page.get_by_label("Dataset name").press("Enter")
+    _upload(page, path)
+    page.get_by_role("button", name="Check and save").click()
+    page.get_by_text(saved).wait_for()
+
+
 def test_a_deep_link_first_on_a_fresh_server_shows_the_app(server, page, on_failure):
     """/runs opened before any other page: the app's own navigation and page, no exception; then Home's steps.
     (This test must run first in the module: the server is fresh only once.)"""
@@ -150,14 +162,7 @@ def test_a_deep_link_first_on_a_fresh_server_shows_the_app(server, page, on_fail
     table.write_text("id,sequence,class\n" + "".join(
         f"p{i},{''.join(rng.choice('ACDEFGHIKLMNPQRSTVWY') for _ in range(30))},{'kinase' if i % 2 else 'other'}\n"
         for i in range(40)))
-    page.get_by_role("link", name="1. Data", exact=True).click()
-    page.get_by_text("Add a dataset").wait_for()
-    page.get_by_text("Upload a file", exact=True).click()
-    page.get_by_label("Dataset name").fill("classes")
-    page.get_by_label("Dataset name").press("Enter")
-    _upload(page, table)
-    page.get_by_role("button", name="Check and save").click()
-    page.get_by_text("Saved dataset 'classes': 40 sequences").wait_for()
+    _save_dataset(page, "classes", table, "1. Data", "Saved dataset 'classes': 40 sequences")
     from plmcore.datasets import DatasetStore
 
     DatasetStore(workspace / "datasets").delete("classes")  # the next test starts from an empty workspace
@@ -187,14 +192,7 @@ def test_upload_train_watch_and_predict(server, page, shared_data, on_failure):
     fasta = shared_data / "dephos_Y" / "train_sequences.fasta"
     page.goto(url)
     page.get_by_text("Five steps").wait_for()  # the home page
-    page.get_by_role("link", name="Data", exact=True).click()
-    page.get_by_text("Add a dataset").wait_for()
-    page.get_by_text("Upload a file", exact=True).click()
-    page.get_by_label("Dataset name").fill("dephos")
-    page.get_by_label("Dataset name").press("Enter")
-    _upload(page, fasta)
-    page.get_by_role("button", name="Check and save").click()
-    page.get_by_text("Saved dataset 'dephos': 201 sequences").wait_for()
+    _save_dataset(page, "dephos", fasta, "Data", "Saved dataset 'dephos': 201 sequences")
     heatmap = page.locator(".js-plotly-plot").nth(1)  # class balance, enrichment
     heatmap.wait_for()
     page.screenshot(path=str(ARTIFACTS / "1_data.png"))
