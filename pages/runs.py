@@ -297,10 +297,11 @@ def baselines_tab(run: RunDir) -> None:
     ui.chart(F.interval_plot(board), key="runs_intervals")
     comparison = run.read_report("comparison.json")
     if comparison:
-        threshold = run.decision().get("threshold", 0.5)
+        threshold = run.decision().get("threshold", 0.5)  # None for regression and multi-label runs
+        at = ("" if threshold is None else
+              f"; threshold-dependent metrics at threshold {threshold:.2f} for both models")
         st.markdown(f"**Paired comparison** on the same test items, against the best baseline "
-                    f"(**{ui.md(comparison['best_baseline'])}**, {ui.md(comparison['best_chosen_by'])}); "
-                    f"threshold-dependent metrics at threshold {threshold:.2f} for both models:")
+                    f"(**{ui.md(comparison['best_baseline'])}**, {ui.md(comparison['best_chosen_by'])}){at}:")
         st.info(ui.md(comparison["verdict"]))
         rows = []
         for name, c in comparison["comparisons"].items():

@@ -21,6 +21,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -112,6 +113,22 @@ def is_worker() -> bool:
     return world_size() > 1 and "PLMCORE_ENGINE_PARENT" in os.environ
 
 
+def parent_alive() -> bool:
+    """Whether the plmcore process that started this worker's torchrun still runs (a zombie does not)."""
+    import psutil
+
+    try:
+        return psutil.Process(int(os.environ["PLMCORE_ENGINE_PARENT"])).status() != psutil.STATUS_ZOMBIE
+    except (KeyError, ValueError, psutil.Error):
+        return False
+
+
+def _exit_when_parent_dies() -> None:
+    while parent_alive():
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def stop_requested(run_path: Path, local: bool, accelerator) -> bool:
     """The stop request every process agrees on (one all-reduce when there are several)."""
     if accelerator.num_processes == 1:
@@ -138,6 +155,18 @@ def worker_lifecycle(run):
     root.setLevel(logging.INFO)
     stop = {"flag": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(flag=True))
+    # A parent killed outright (SIGKILL, out of memory) cannot stop its workers, and its reaper then
+    # records the run as failed: the workers must neither overwrite that nor train on. They stop
+    # writing the run's status at once and exit within a second.
+    write_status = run.write_status
+
+    def write_while_parent_lives(*args, **kwargs):
+        if not parent_alive():
+            os._exit(1)
+        return write_status(*args, **kwargs)
+
+    run.write_status = write_while_parent_lives
+    threading.Thread(target=_exit_when_parent_dies, daemon=True).start()
     try:
         yield stop
     except Cancelled:
@@ -162,9 +191,13 @@ def worker_lifecycle(run):
 
 def run_processes(run, p: Plan, stop: dict, *, resume: bool, trust_remote_code: bool) -> None:
     """Train `run` in `p.processes` torchrun workers; return when they end, raise if they failed."""
+    from plmcore.models import RANDOM_PREFIX, materialize_random
     from plmcore.runs import Cancelled
 
     (run.path / STOP_FILE).unlink(missing_ok=True)
+    source = run.config().model
+    if source.startswith(RANDOM_PREFIX):  # built once here, not by every worker at the same time
+        materialize_random(source)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={p.processes}",
            "-m", "plmcore", "train", "--run-dir", str(run.path)]
     if resume:

@@ -17,6 +17,8 @@ def test_headerless_table_mapped_split_by_protein_and_trained(server, page, tmp_
     url, _, _, _, workspace = server
     path = write_rows(tmp_path / "dephosnet_style.csv", ptm_rows(n_proteins=20, per_protein=3))
     page.goto(url)
+    page.get_by_text("Five steps").wait_for()  # the home page
+    page.get_by_role("link", name="Data", exact=True).click()
     page.get_by_text("Add a dataset").wait_for()
     page.get_by_text("Upload a file", exact=True).click()
     page.get_by_label("Dataset name").fill("ptm table")

@@ -295,9 +295,16 @@ def workspace(tmp_path, monkeypatch):
     return tmp_path / "ws"
 
 
-def data_page() -> AppTest:
+def open_data_page() -> AppTest:
+    """The app opens on Home: go to the Data page."""
     at = AppTest.from_file(APP, default_timeout=120)
     at.run()
+    at.switch_page("pages/data.py").run()
+    return at
+
+
+def data_page() -> AppTest:
+    at = open_data_page()
     at.radio(key="data_how").set_value("Upload a file").run()
     return at
 
@@ -355,8 +362,7 @@ def test_data_page_per_class_test_files(workspace, tmp_path):
         for cls, positive in (("Pos_ST", True), ("Neg_ST", False)):
             files[f"{side}_{cls}.fasta"] = "".join(f">{side}{cls}{i}\n{window(rng, positive=positive)}\n"
                                                    for i in range(n)).encode()
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
+    at = open_data_page()
     at.radio(key="data_how").set_value("One file per class").run()
     at.text_input(key="data_name").set_value("perclass")
     at.file_uploader(key="data_class_uploads").set_value(
@@ -378,8 +384,7 @@ def test_data_page_leakage_actions_for_a_separate_test_file(workspace, tmp_path)
     test["id"] = "t_" + test["id"]
     test["sequence"] = [s[::-1] for s in test["sequence"]]
     DatasetStore().save("leaky", table, test=test, meta={"files": ["ptm.csv"]})
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
+    at = open_data_page()
     at.button(key="data_split_save").click().run()
     text = " ".join(plain(w.value) for w in at.warning)
     assert "separate test file is what shares them" in text and "Use a split grouped by protein" not in text
@@ -393,8 +398,7 @@ def test_data_page_leakage_actions_for_a_separate_test_file(workspace, tmp_path)
 def test_data_page_class_names_reach_the_run_config(workspace, tmp_path):
     table = D.validate(D.read_table(write_rows(tmp_path / "ptm.csv", ptm_rows()), id_columns="1,2")).table
     DatasetStore().save("named", table, meta={"files": ["ptm.csv"]})
-    at = AppTest.from_file(APP, default_timeout=120)
-    at.run()
+    at = open_data_page()
     at.text_input(key="data_classname_1").set_value("dephosphorylated")
     at.button(key="data_classnames_save").click().run()
     assert not at.exception and not at.error
