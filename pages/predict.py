@@ -10,6 +10,7 @@ from plmcore import scan as S
 from plmcore import ui
 from plmcore.errors import LabelError
 from plmcore.predict import at_threshold, clean_input, describe_run, predict_table
+from plmcore.provenance import RANDOM_WEIGHTS_MARK
 from plmcore.runs import ACTIVE_STATES, cancel
 
 st.title("Predict")
@@ -161,8 +162,9 @@ def render_scan(job) -> None:
 
 def show(results: dict, loaded, threshold: float | None) -> None:
     if loaded.backbone.random_weights:
-        st.warning("This run's base model has **random weights**: these scores show how the app works and mean "
-                   "nothing about your proteins. Every download says so (random_weights column, file name).")
+        st.warning(f"**{RANDOM_WEIGHTS_MARK}.** This run's base model has random weights: these scores show how "
+                   "the app works and mean nothing about your proteins. Every download says so (random_weights "
+                   "column, file name).")
     if "windows" in results:
         windows(results, loaded, threshold)
     if "sites" in results:

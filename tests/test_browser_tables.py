@@ -8,7 +8,7 @@ import time
 
 import pandas as pd
 import pytest
-from test_browser import ARTIFACTS, _idle, _train_tiny, _upload, on_failure, page, server  # noqa: F401
+from test_browser import ARTIFACTS, FINISHED, _idle, _train_tiny, _upload, on_failure, page, server  # noqa: F401
 from test_tables import ptm_rows, write_rows
 
 
@@ -43,7 +43,7 @@ def test_headerless_table_mapped_split_by_protein_and_trained(server, page, tmp_
     page.get_by_text(re.compile(r"^Split saved")).wait_for()  # not "No split saved yet"
     page.screenshot(path=str(ARTIFACTS / "tables_2_split.png"), full_page=True)
     _train_tiny(page, epochs=2)
-    page.get_by_text("Finished.").wait_for(timeout=300_000)
+    page.get_by_text(FINISHED).first.wait_for(timeout=300_000)
     page.screenshot(path=str(ARTIFACTS / "tables_3_trained.png"))
 
     from plmcore.runs import list_runs
