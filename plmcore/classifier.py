@@ -88,8 +88,11 @@ class SequenceClassifier(nn.Module):
         self.per_token = per_token
         self.head = ClassificationHead(hidden, n_classes, dropout)
 
+    compiled_backbone = None  # set by plmcore.fast.compile_model: used for training steps only
+
     def hidden(self, batch: Batch) -> torch.Tensor:
-        return self.backbone(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
+        net = self.compiled_backbone if self.training and self.compiled_backbone is not None else self.backbone
+        return net(input_ids=batch.input_ids, attention_mask=batch.attention_mask).last_hidden_state
 
     def embed(self, batch: Batch) -> torch.Tensor:
         return pool(self.hidden(batch), batch, self.pooling)

@@ -371,11 +371,12 @@ class TrainConfig:
     # --- speed (plmcore.engine): the same function, computed faster; chosen from measurement
     engine: Engine = setting(
         "auto", "how training runs: one process, or data-parallel processes through torchrun with the same global "
-        "batch (auto: multi on a CPU with 2+ cores when the run is long enough to repay the start-up, as measured "
-        "in plmcore/perf_profile.json)", label="Training engine", choices=ENGINES)
+        "batch (auto: what plmcore/perf_profile.json measured on this machine; multi only when it was faster for "
+        "a run this long)", label="Training engine", choices=ENGINES)
     compile: Compile = setting(
-        "auto", "torch.compile the model, with its compiled code cached on disk (PLMCORE_HOME/inductor) so the "
-        "compile is paid once per machine and shape (auto: as measured in plmcore/perf_profile.json)",
+        "auto", "torch.compile the training steps, with the compiled code cached on disk (PLMCORE_HOME/inductor) so "
+        "the compile is paid once per machine, model and batch shape (auto: as measured in "
+        "plmcore/perf_profile.json)",
         label="Compile the model", choices=COMPILES)
     # --- end speed
     checkpoint_every_epochs: int = setting(1, "epochs between checkpoints", lo=1)

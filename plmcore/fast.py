@@ -110,16 +110,24 @@ def speed_up(model: nn.Module) -> nn.Module:
 
 
 def compile_model(model: nn.Module) -> nn.Module:
-    """torch.compile the model's backbone in place, caching the compiled code on disk.
+    """Compile the model's training forward with torch.compile, caching the compiled code on disk.
 
-    Inductor's FX graph cache (on by default) keeps compiled kernels under TORCHINDUCTOR_CACHE_DIR;
-    pointing it at PLMCORE_HOME/inductor makes the compile a one-off per machine, model and shape.
+    Only training steps run compiled: evaluation, embeddings and baselines see other batch shapes,
+    and compiling each of them would cost more than the few forward passes it speeds up. Shapes
+    are static (one graph per batch shape; a run trains on two or three), which is faster on a CPU
+    than one dynamic-shape graph. Inductor's FX graph cache keeps the compiled code under
+    PLMCORE_HOME/inductor, so the compile is paid once per machine, model and batch shape.
     """
     import os
 
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
     from plmcore.models import data_home
 
-    os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(data_home() / "inductor"))
+    # torch fills TORCHINDUCTOR_CACHE_DIR with its /tmp default on first use; only a user's own choice stays
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR") in (None, os.path.abspath(default_cache_dir())):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(data_home() / "inductor")
     backbone = getattr(model, "backbone", model)
-    backbone.compile(dynamic=None)
+    # kept out of the module tree (no second copy of the weights in state_dict or parameters())
+    object.__setattr__(model, "compiled_backbone", torch.compile(backbone, dynamic=False))
     return model
