@@ -724,7 +724,8 @@ class Bench:
         from plmcore.recipes import tutorial_config
 
         epochs = 2 if self.quick else 20
-        reps = self.args.reps or (1 if self.quick else 2)
+        # one repetition: a 20-epoch repetition of both models costs about 17 minutes on 2 cores
+        reps = self.args.reps or 1
         log(f"time to result: tutorial recipe at batch 8, {epochs} epochs, {reps} rep(s) per side")
         d = self.out / "ttr"
         shutil.rmtree(d, ignore_errors=True)

@@ -382,10 +382,9 @@ def task_scale(a: dict) -> dict:
 
 def task_project(a: dict) -> dict:
     """Second request through cached_embeddings (factory counted), then UMAP / t-SNE / PCA timings."""
-    import h5py
     import numpy as np
 
-    from plmcore.embed import Embedder, EmbeddingCache, cached_embeddings, project
+    from plmcore.embed import Embedder, EmbeddingCache, cached_embeddings, project, read_hdf5
     from plmcore.models import load_backbone
 
     threads = _threads()
@@ -411,8 +410,7 @@ def task_project(a: dict) -> dict:
                     "factory_calls_after_second": len(calls), "identical": bool(np.array_equal(X1, X2))}
     print("cache done", out["cache"], flush=True)
 
-    with h5py.File(a["h5"], "r") as f:
-        X = f["embeddings"][: a["points"]]
+    X = read_hdf5(a["h5"])[1][: a["points"]]  # the app's HDF5 layout (one dataset per record)
     out["points"] = len(X)
     timings = {}
     # numba compiles UMAP's kernels on first use: pay that on a small set, report it separately

@@ -82,7 +82,8 @@ def plan(config: TrainConfig, n_train: int, *, cores: int | None = None, on_gpu:
         elif cores < 2:
             why = "auto: one CPU core"
         elif threshold is None:
-            why = "auto: no measurement of this machine in perf_profile.json"
+            why = ("auto: two processes were not faster on this machine (perf_profile.json)" if r.get("basis")
+                   else "auto: no measurement of this machine in perf_profile.json")
         elif passes < threshold:
             why = f"auto: {passes:.0f} window passes, below the measured break-even of {threshold}"
         else:
