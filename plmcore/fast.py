@@ -114,8 +114,8 @@ def compile_model(model: nn.Module) -> nn.Module:
 
     Only training steps run compiled: evaluation, embeddings and baselines see other batch shapes,
     and compiling each of them would cost more than the few forward passes it speeds up. Shapes
-    are static (one graph per batch shape; a run trains on two or three), which is faster on a CPU
-    than one dynamic-shape graph. Inductor's FX graph cache keeps the compiled code under
+    become dynamic after the second one (the last, partial batch; proteins of many lengths), so a
+    run compiles at most a few graphs. Inductor's FX graph cache keeps the compiled code under
     PLMCORE_HOME/inductor, so the compile is paid once per machine, model and batch shape.
     """
     import os
@@ -129,5 +129,5 @@ def compile_model(model: nn.Module) -> nn.Module:
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(data_home() / "inductor")
     backbone = getattr(model, "backbone", model)
     # kept out of the module tree (no second copy of the weights in state_dict or parameters())
-    object.__setattr__(model, "compiled_backbone", torch.compile(backbone, dynamic=False))
+    object.__setattr__(model, "compiled_backbone", torch.compile(backbone, dynamic=None))
     return model
